@@ -1,0 +1,174 @@
+// Package config is the typed configuration of a dualwrite link: the two
+// sides, the engine settings and the table maps. Only this package reads
+// configuration files and the environment.
+package config
+
+import "time"
+
+// Pos is a place in the configuration file, for messages.
+type Pos struct {
+	Line   int `json:"line"`
+	Column int `json:"column"`
+}
+
+// Config is one configuration file.
+type Config struct {
+	Link   Link   `yaml:"link"`
+	Engine Engine `yaml:"engine"`
+	Maps   []Map  `yaml:"maps"`
+	// File is the path the configuration was loaded from.
+	File string `yaml:"-"`
+}
+
+// Link pairs two sides.
+type Link struct {
+	Name  string `yaml:"name"`
+	Left  Side   `yaml:"left"`
+	Right Side   `yaml:"right"`
+	Pos   Pos    `yaml:"-"`
+}
+
+// Side is one database.
+type Side struct {
+	// Name identifies the side in commands and logs, e.g. "erp".
+	Name string `yaml:"name"`
+	// Driver is "sqlite", "postgres" or "mysql".
+	Driver string `yaml:"driver"`
+	// DSN is the driver's connection string. ${VAR} is expanded from the
+	// environment.
+	DSN string `yaml:"dsn"`
+	Pos Pos    `yaml:"-"`
+}
+
+// Engine holds engine-wide settings. Zero values take the defaults below.
+type Engine struct {
+	// DataDir holds the control store and the durable queue. Default:
+	// ".dualwrite" beside the configuration file.
+	DataDir string `yaml:"data_dir"`
+	// Listen is the HTTP API address. Default "127.0.0.1:7070".
+	Listen string `yaml:"listen"`
+	// QueueRetention is how long a paused map's queued changes are kept.
+	// Default 24h.
+	QueueRetention Duration `yaml:"queue_retention"`
+	// QueueWarnAt is the queue age at which a warning is logged. Default
+	// 75% of QueueRetention.
+	QueueWarnAt Duration `yaml:"queue_warn_at"`
+	// PollInterval is how often trigger-based capture (SQLite) polls its
+	// change table. Default 50ms.
+	PollInterval Duration `yaml:"poll_interval"`
+	// QueueURL is an external NATS server for the durable queue. Empty
+	// (the default) runs NATS JetStream embedded in the engine process.
+	QueueURL string `yaml:"queue_url"`
+	// ChunkSize is the number of rows an initial sync reads at a time.
+	// Default 1000.
+	ChunkSize int `yaml:"chunk_size"`
+	// RetainedWALWarn is the replication-slot retained log size, in bytes,
+	// above which a warning is given. Default 1 GiB.
+	RetainedLogWarn int64 `yaml:"retained_log_warn"`
+}
+
+// Default values.
+const (
+	DefaultListen          = "127.0.0.1:7070"
+	DefaultQueueRetention  = 24 * time.Hour
+	DefaultPollInterval    = 50 * time.Millisecond
+	DefaultChunkSize       = 1000
+	DefaultRetainedLogWarn = 1 << 30
+)
+
+// Duration is a time.Duration written as "24h", "500ms".
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Direction says which way data flows.
+type Direction string
+
+const (
+	Both        Direction = "both"
+	LeftToRight Direction = "left_to_right"
+	RightToLeft Direction = "right_to_left"
+)
+
+// Map is a table map.
+type Map struct {
+	Name  string `yaml:"name"`
+	Left  string `yaml:"left"`  // table on the left side
+	Right string `yaml:"right"` // table on the right side
+	// Direction of the whole map; default both. A column's direction must
+	// fit inside it.
+	Direction Direction `yaml:"direction"`
+	// Master is the side whose values win in initial sync conflicts and
+	// break ties in live conflicts: "left", "right" or a side name.
+	// Default "right".
+	Master string `yaml:"master"`
+	// InitialSync copies pre-existing rows on Run; default true.
+	InitialSync *bool `yaml:"initial_sync"`
+	// Order places the map among others where dependencies allow; lower
+	// first. Default: the map's position in the file.
+	Order     int         `yaml:"order"`
+	DependsOn []string    `yaml:"depends_on"`
+	Key       []KeyColumn `yaml:"key"`
+	Columns   []ColumnMap `yaml:"columns"`
+	Lookups   []Lookup    `yaml:"lookups"`
+	Filter    Filter      `yaml:"filter"`
+	Pos       Pos         `yaml:"-"`
+}
+
+// KeyColumn is one column pair of the integration key.
+type KeyColumn struct {
+	Left  string `yaml:"left"`
+	Right string `yaml:"right"`
+	// Company marks the legal-entity column: initial sync runs per value.
+	Company bool `yaml:"company"`
+	Pos     Pos  `yaml:"-"`
+}
+
+// ColumnMap maps one column pair.
+type ColumnMap struct {
+	// Left and Right are column names. One may be empty when the value is
+	// produced by Default or an expression only.
+	Left      string    `yaml:"left"`
+	Right     string    `yaml:"right"`
+	Direction Direction `yaml:"direction"` // default both
+	// Default is written when the source value is NULL or there is no
+	// source column. HasDefault tells an explicit null from no default.
+	Default    any  `yaml:"default"`
+	HasDefault bool `yaml:"-"`
+	// ValueMap maps left values to right values, and back. Keys and values
+	// are compared as text.
+	ValueMap map[string]string `yaml:"value_map"`
+	// ValueMapPairs holds ValueMap in file order.
+	ValueMapPairs [][2]string `yaml:"-"`
+	// LeftToRight and RightToLeft are expressions computing the target
+	// value from the source row (see docs/CONFIG.md for the language).
+	LeftToRight string `yaml:"left_to_right"`
+	RightToLeft string `yaml:"right_to_left"`
+	Pos         Pos    `yaml:"-"`
+}
+
+// Lookup maps a column that references another table on its own side
+// through that table's map's integration key.
+type Lookup struct {
+	// Map is the related map whose tables are referenced.
+	Map string `yaml:"map"`
+	// Left and Right are this map's referencing columns.
+	Left  string `yaml:"left"`
+	Right string `yaml:"right"`
+	// LeftRef and RightRef are the referenced columns in the related
+	// map's tables. Default: the related map's key column on that side
+	// when its key has one column, else the table's primary key.
+	LeftRef   string    `yaml:"left_ref"`
+	RightRef  string    `yaml:"right_ref"`
+	Direction Direction `yaml:"direction"` // default both
+	Pos       Pos       `yaml:"-"`
+}
+
+// Filter holds a boolean expression per side; a source row is synced only
+// when its side's filter is true. Empty means every row.
+type Filter struct {
+	Left  string `yaml:"left"`
+	Right string `yaml:"right"`
+	Pos   Pos    `yaml:"-"`
+}

@@ -1,0 +1,279 @@
+// Package connector is the seam between the engine and the databases. A
+// connector serves one side of a link: it describes tables, scans them for
+// the initial sync, looks rows up for lookups, applies the engine's writes
+// and captures committed changes. Drivers live in sub-packages (sqlite,
+// postgres, mysql) and all pass the conformance suite in connectortest.
+//
+// Connectors never import the engine: the dependency points one way.
+package connector
+
+import (
+	"context"
+	"time"
+
+	"github.com/dualwrite/dualwrite/internal/change"
+)
+
+// Connector is the set of capabilities every driver provides.
+type Connector interface {
+	Describer
+	Scanner
+	Applier
+	CaptureOpener
+	// Close releases the connector's connections. It does not drop capture
+	// state (slots, triggers); see Releaser.
+	Close() error
+}
+
+// Kind is a normalised column type, used to check that mapped columns can
+// carry each other's values.
+type Kind string
+
+const (
+	KindInt     Kind = "int"
+	KindFloat   Kind = "float"
+	KindDecimal Kind = "decimal"
+	KindText    Kind = "text"
+	KindBool    Kind = "bool"
+	KindBytes   Kind = "bytes"
+	KindTime    Kind = "time" // timestamp, datetime
+	KindDate    Kind = "date"
+	KindJSON    Kind = "json"
+	KindUUID    Kind = "uuid"
+	KindOther   Kind = "other" // arrays and anything else, carried opaquely as text
+)
+
+// Column describes one table column.
+type Column struct {
+	Name string
+	// Type is the database's own type name, for messages.
+	Type     string
+	Kind     Kind
+	Nullable bool
+	// HasDefault is true when an INSERT may omit the column (a default, an
+	// identity or an auto-increment).
+	HasDefault bool
+}
+
+// Table describes a table on one side.
+type Table struct {
+	Name       string
+	Columns    []Column
+	PrimaryKey []string
+	// Unique lists the column sets of every unique index or constraint,
+	// the primary key included.
+	Unique [][]string
+}
+
+// Column returns the named column (case-sensitive) and whether it exists.
+func (t Table) Column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// HasUnique reports whether some unique index covers exactly cols (in any order).
+func (t Table) HasUnique(cols []string) bool {
+	for _, u := range t.Unique {
+		if len(u) != len(cols) {
+			continue
+		}
+		found := 0
+		for _, c := range cols {
+			for _, x := range u {
+				if x == c {
+					found++
+					break
+				}
+			}
+		}
+		if found == len(cols) {
+			return true
+		}
+	}
+	return false
+}
+
+// Describer reads table metadata.
+type Describer interface {
+	// Describe returns the table's columns and unique indexes. It returns
+	// an error wrapping ErrNoTable when the table does not exist.
+	Describe(ctx context.Context, table string) (Table, error)
+}
+
+// ScanRequest asks for a chunk of a table in key order.
+type ScanRequest struct {
+	Table string
+	// Columns to return; nil means every column.
+	Columns []string
+	// OrderBy is the key the scan pages through; it must be unique.
+	OrderBy []string
+	// After is the OrderBy values of the last row of the previous chunk;
+	// nil starts at the beginning.
+	After []any
+	// Equal restricts the scan to rows whose columns equal these values
+	// (a company partition, a lookup).
+	Equal change.Row
+	// Limit caps the number of rows; 0 means no cap.
+	Limit int
+}
+
+// Scanner reads rows.
+type Scanner interface {
+	// Scan returns rows ordered by req.OrderBy ascending, strictly after
+	// req.After. NULLs in OrderBy columns sort first.
+	Scan(ctx context.Context, req ScanRequest) ([]change.Row, error)
+	// Count returns the number of rows matching equal (nil: all rows), for
+	// progress reporting.
+	Count(ctx context.Context, table string, equal change.Row) (int64, error)
+}
+
+// WriteOp is what a Write does.
+type WriteOp uint8
+
+const (
+	// Upsert inserts the row, or when a row with the same Key exists,
+	// updates only the columns in Values. Columns absent from Values keep
+	// their value (or get their default on insert).
+	Upsert WriteOp = iota + 1
+	// UpdateOnly updates the columns in Values of the row with Key, if it
+	// exists; it never inserts.
+	UpdateOnly
+	// Delete deletes the row with Key, if it exists.
+	Delete
+)
+
+// Write is one row write on the target side, already mapped: table and
+// column names are the target's.
+type Write struct {
+	Table string
+	// Key is the integration key: column → value. A unique index covers it.
+	Key    change.Row
+	Op     WriteOp
+	Values change.Row
+	// Ref is an opaque reference the engine uses to match errors to
+	// source rows.
+	Ref int
+}
+
+// Batch is the unit of one target transaction.
+type Batch struct {
+	// Stream names the source of the writes (map and direction). The
+	// connector keeps one applied position per stream.
+	Stream string
+	// Position is recorded for Stream in the same transaction as the
+	// writes. A zero Position records nothing (initial sync writes).
+	Position change.Position
+	Writes   []Write
+	// Isolate makes each write succeed or fail on its own (a savepoint
+	// each): failed writes are reported in Result.Failed and the rest
+	// commits. Without Isolate the first failure rolls back the batch.
+	Isolate bool
+}
+
+// MaxBatchRows is the largest number of writes in one target transaction.
+const MaxBatchRows = 1000
+
+// WriteError reports one failed write of an isolated batch.
+type WriteError struct {
+	Ref int
+	Err error
+}
+
+// Result reports the outcome of Apply.
+type Result struct {
+	// Skipped is true when Position was not after the stream's applied
+	// position, so the batch was already applied and nothing was written.
+	Skipped bool
+	Failed  []WriteError
+}
+
+// Applier writes batches.
+type Applier interface {
+	// Apply writes the batch in one transaction together with its
+	// position. The writes are tagged as the engine's own so that no
+	// capturer on this side reports them. Apply is idempotent: a batch
+	// whose position is not after the stream's recorded position is
+	// skipped.
+	Apply(ctx context.Context, b Batch) (Result, error)
+	// AppliedPosition returns the last position recorded for stream (zero
+	// if none).
+	AppliedPosition(ctx context.Context, stream string) (change.Position, error)
+}
+
+// CaptureOptions says what to capture.
+type CaptureOptions struct {
+	// Tables to watch. Changes to other tables are not reported.
+	Tables []string
+	// From is the last position already handled: capture resumes after it.
+	// A zero From starts at the connector's current end of log.
+	From change.Position
+	// Tables that need the complete old row image on update and delete.
+	FullOld []string
+}
+
+// CaptureOpener starts capture.
+type CaptureOpener interface {
+	// Capture prepares what capture needs on the tables (triggers,
+	// publication, slot) and returns a capturer positioned after
+	// opts.From.
+	Capture(ctx context.Context, opts CaptureOptions) (Capturer, error)
+}
+
+// Capturer reports committed source transactions, pull-style.
+type Capturer interface {
+	// Next blocks until the next committed transaction that changed a
+	// watched table and was not written by the engine, or until ctx ends.
+	// Transactions come in commit order.
+	Next(ctx context.Context) (change.Tx, error)
+	// Ack tells the source that every transaction up to and including pos
+	// is durable downstream, so its log may be released.
+	Ack(ctx context.Context, pos change.Position) error
+	// Close stops capture; it does not release the log (see Releaser).
+	Close() error
+}
+
+// Optional capabilities, found by type assertion.
+
+// EchoCounter is implemented by capturers that count the engine's own
+// writes they dropped.
+type EchoCounter interface {
+	EchoesSuppressed() int64
+}
+
+// Releaser is implemented by connectors that hold log resources (a
+// replication slot, change tables) that must be released when no map
+// uses the side any more.
+type Releaser interface {
+	Release(ctx context.Context) error
+}
+
+// Problem is a readiness problem found by a Checker.
+type Problem struct {
+	Code    string // stable DWxxxx code
+	Message string // what is wrong and what to do
+}
+
+// Checker is implemented by connectors that can check server settings and
+// privileges before any map starts.
+type Checker interface {
+	Check(ctx context.Context, tables []string) []Problem
+}
+
+// Lag is the capture lag of a side.
+type Lag struct {
+	Bytes       int64
+	Seconds     float64
+	RetainedLog int64 // bytes of log the source keeps for us
+}
+
+// LagReporter is implemented by connectors that can report capture lag.
+type LagReporter interface {
+	Lag(ctx context.Context) (Lag, error)
+}
+
+// Clock abstracts time for connectors that timestamp changes themselves.
+type Clock func() time.Time
