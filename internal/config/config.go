@@ -18,6 +18,9 @@ type Config struct {
 	Maps   []Map  `yaml:"maps"`
 	// File is the path the configuration was loaded from.
 	File string `yaml:"-"`
+	// positions holds the line and column of every value in the file by
+	// its path ("maps[2].columns[1].right"); see PosOf.
+	positions map[string]Pos
 }
 
 // Link pairs two sides.

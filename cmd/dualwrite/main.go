@@ -1,0 +1,60 @@
+// Command dualwrite keeps two applications' databases in sync, both ways,
+// in near real time. `dualwrite --help` lists the commands.
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/dualwrite/dualwrite/internal/app"
+	"github.com/dualwrite/dualwrite/internal/cli"
+	"github.com/dualwrite/dualwrite/internal/demo"
+)
+
+func main() {
+	// SIGINT/SIGTERM are a soft stop: the engine finishes the transaction
+	// in hand, saves its positions and exits.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	h := cli.Handlers{
+		Serve: func(ctx context.Context, path string) error { return app.Serve(ctx, path, log) },
+		Validate: func(ctx context.Context, path string, out io.Writer, asJSON bool) (int, error) {
+			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			return app.Validate(ctx, path, out, asJSON, quiet)
+		},
+		Demo: func(ctx context.Context, o cli.DemoOptions) error {
+			return demo.Run(ctx, demo.Options{
+				Dir: o.Dir, Once: o.Once, Listen: o.Listen,
+				LeftDriver: o.LeftDriver, LeftDSN: o.LeftDSN, RightDriver: o.RightDriver, RightDSN: o.RightDSN,
+				Out: o.Out, Logger: demoLogger(),
+			})
+		},
+	}
+	env := cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, IsTerminal: isTerminal(os.Stdout), Server: os.Getenv("DUALWRITE_SERVER")}
+	code := cli.Run(ctx, os.Args[1:], env, h)
+	stop()
+	os.Exit(code)
+}
+
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("DUALWRITE_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// demoLogger keeps the tour's output readable: only warnings and errors.
+func demoLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: max(logLevel(), slog.LevelWarn)}))
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,189 @@
+// Package app is the composition root: it turns a configuration into
+// running parts (connectors, control store, durable queue, engine, HTTP
+// API) and takes them down again in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/dualwrite/dualwrite/internal/api"
+	"github.com/dualwrite/dualwrite/internal/config"
+	"github.com/dualwrite/dualwrite/internal/connector"
+	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/queue"
+	"github.com/dualwrite/dualwrite/internal/store"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// Running is a started link: engine plus API.
+type Running struct {
+	Config *config.Config
+	Engine *engine.Engine
+	// Addr is the address the API listens on.
+	Addr string
+
+	log   *slog.Logger
+	conns []connector.Connector
+	store *store.Store
+	queue *queue.Queue
+	srv   *http.Server
+	done  chan error
+}
+
+// Start opens everything the configuration describes and starts the
+// engine and the API. Close takes it all down.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Running{Config: cfg, log: log, done: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			r.Close()
+		}
+	}()
+	left, err := OpenSide(ctx, cfg, cfg.Link.Left, log)
+	if err != nil {
+		return nil, err
+	}
+	r.conns = append(r.conns, left)
+	right, err := OpenSide(ctx, cfg, cfg.Link.Right, log)
+	if err != nil {
+		return nil, err
+	}
+	r.conns = append(r.conns, right)
+	if r.store, err = store.Open(ctx, cfg.Engine.DataDir, nil); err != nil {
+		return nil, err
+	}
+	r.queue, err = queue.Open(ctx, queue.Options{
+		Dir:       filepath.Join(cfg.Engine.DataDir, "queue"),
+		URL:       cfg.Engine.QueueURL,
+		Prefix:    "DW_" + sanitize(cfg.Link.Name),
+		Retention: cfg.Engine.QueueRetention.D(),
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open durable queue: %w", err)
+	}
+	r.Engine, err = engine.New(ctx, engine.Options{
+		Config: cfg,
+		Left:   engine.Side{Name: cfg.Link.Left.Name, Conn: left},
+		Right:  engine.Side{Name: cfg.Link.Right.Name, Conn: right},
+		Store:  r.store,
+		Queue:  r.queue,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range mustViews(ctx, r.Engine) {
+		for _, p := range v.Problems {
+			log.Warn("map has a validation problem and cannot run", "map", v.Name, "problem", p)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Engine.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (engine.listen): %w", cfg.Engine.Listen, err)
+	}
+	r.Addr = ln.Addr().String()
+	if err := r.Engine.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	r.srv = &http.Server{Handler: api.New(r.Engine, api.Options{Logger: log, Version: Version}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		err := r.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		r.done <- err
+	}()
+	log.Info("engine started", "link", cfg.Link.Name, "api", "http://"+r.Addr)
+	ok = true
+	return r, nil
+}
+
+func mustViews(ctx context.Context, e *engine.Engine) []engine.MapView {
+	v, _ := e.Maps(ctx)
+	return v
+}
+
+// Done reports the API server's end.
+func (r *Running) Done() <-chan error { return r.done }
+
+// Close stops the API, then the engine (which saves its progress), then
+// closes the queue, the store and the connectors. It is idempotent.
+func (r *Running) Close() {
+	if r.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = r.srv.Shutdown(ctx)
+		cancel()
+		r.srv = nil
+	}
+	if r.Engine != nil {
+		r.Engine.Shutdown()
+		r.Engine = nil
+	}
+	if r.queue != nil {
+		_ = r.queue.Close()
+		r.queue = nil
+	}
+	if r.store != nil {
+		_ = r.store.Close()
+		r.store = nil
+	}
+	for _, c := range r.conns {
+		_ = c.Close()
+	}
+	r.conns = nil
+}
+
+// Serve runs the engine for a configuration file until ctx ends.
+func Serve(ctx context.Context, path string, log *slog.Logger) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if issues := cfg.Validate(); len(issues) > 0 {
+		for _, is := range issues {
+			log.Error("configuration problem", "problem", is.String())
+		}
+		return problem.New(problem.ConfigInvalid, "%s has %d problems; `dualwrite validate %s` lists them", path, len(issues), path)
+	}
+	r, err := Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: finishing the current transaction and saving positions")
+		return nil
+	case err := <-r.Done():
+		return err
+	}
+}
+
+func sanitize(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			out = append(out, c)
+		} else {
+			out = append(out, '_')
+		}
+	}
+	return string(out)
+}

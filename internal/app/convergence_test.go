@@ -1,0 +1,452 @@
+package app_test
+
+import (
+	"database/sql"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	convergenceOps  = flag.Int("dw.ops", 300, "operations in the randomized convergence test (tens of thousands for a long run)")
+	convergenceSeed = flag.Uint64("dw.seed", 0, "seed of the randomized convergence test (0: from the clock, printed)")
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "dualwrite-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "dualwrite")
+	cmd := exec.Command("go", "build", "-o", binary, "../../cmd/dualwrite")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build dualwrite:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const itemsLeft = `CREATE TABLE items (code TEXT PRIMARY KEY, name TEXT, qty INTEGER, price DECIMAL(19,4), note TEXT, kind TEXT);`
+const itemsRight = `CREATE TABLE item (itemid UUID PRIMARY KEY DEFAULT (lower(hex(randomblob(16)))), itemcode TEXT NOT NULL UNIQUE, title TEXT, quantity INTEGER, amount DECIMAL(19,4), remark TEXT, kindcode INTEGER);`
+
+const itemsConfig = `link:
+  name: items
+  left:  {name: erp, driver: sqlite, dsn: "%[1]s/erp.db"}
+  right: {name: crm, driver: sqlite, dsn: "%[1]s/crm.db"}
+engine:
+  data_dir: "%[1]s/state"
+  listen: "%[2]s"
+  poll_interval: 10ms
+maps:
+  - name: items
+    left: items
+    right: item
+    key: [{left: code, right: itemcode}]
+    columns:
+      - {left: code, right: itemcode}
+      - {left: name, right: title}
+      - {left: qty, right: quantity}
+      - {left: price, right: amount}
+      - {left: note, right: remark}
+      - {left: kind, right: kindcode, value_map: {A: "1", B: "2"}}
+`
+
+// engineProc is the dualwrite binary run as a user runs it.
+type engineProc struct {
+	t    *testing.T
+	cfg  string
+	api  string
+	cmd  *exec.Cmd
+	logs *os.File
+}
+
+func (p *engineProc) start() {
+	p.t.Helper()
+	p.cmd = exec.Command(binary, "serve", "--config", p.cfg)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.api + "/api/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.t.Fatalf("engine did not start; see %s", p.logs.Name())
+}
+
+// kill ends the engine with SIGKILL: no soft stop, possibly mid-batch.
+func (p *engineProc) kill() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		_, _ = p.cmd.Process.Wait()
+		p.cmd = nil
+	}
+}
+
+func (p *engineProc) post(path string, body any) (int, string) {
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(p.api+path, "application/json", strings.NewReader(string(b)))
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	n, _ := resp.Body.Read(buf)
+	out.Write(buf[:n])
+	return resp.StatusCode, out.String()
+}
+
+func (p *engineProc) status(name string) string {
+	resp, err := http.Get(p.api + "/api/v1/maps/" + name)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var v struct{ Status string }
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return v.Status
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	// Let the kernel pick a free port, then release it for the engine.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// TestRandomizedConvergence makes random inserts, updates and deletes on
+// both sides (concurrent edits of the same keys, quotes, unicode, NULLs,
+// long text), random pauses and resumes, and SIGKILLs the engine at random
+// moments, mid-batch included. At the end both sides must be equal under
+// the map, every witness row (inserted once, never touched again) must be
+// on both sides exactly once, and nothing may keep flowing (an echo would).
+func TestRandomizedConvergence(t *testing.T) {
+	seed := *convergenceSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (rerun with -dw.seed=%d), %d operations", seed, seed, *convergenceOps)
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+
+	dir := t.TempDir()
+	erp := openDB(t, filepath.Join(dir, "erp.db"))
+	crm := openDB(t, filepath.Join(dir, "crm.db"))
+	mustExec(t, erp, itemsLeft)
+	mustExec(t, crm, itemsRight)
+	cfg := filepath.Join(dir, "items.yaml")
+	api := freeAddr(t)
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(itemsConfig, dir, api)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs, err := os.Create(filepath.Join(dir, "engine.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	p := &engineProc{t: t, cfg: cfg, api: "http://" + api, logs: logs}
+	p.start()
+	t.Cleanup(p.kill)
+	if code, body := p.post("/api/v1/maps/items/run", map[string]any{}); code != 200 {
+		t.Fatalf("run: %d %s", code, body)
+	}
+	waitFor(t, "items running", func() bool { return p.status("items") == "Running" })
+
+	keys := make([]string, 25)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("K-%02d", i)
+	}
+	witnesses := map[string]string{} // key → side it was inserted on
+	paused := false
+	for i := 0; i < *convergenceOps; i++ {
+		// Distinct commit times keep "later" well defined for the rule
+		// (SQLite stamps with millisecond precision).
+		time.Sleep(2 * time.Millisecond)
+		switch r := rng.IntN(100); {
+		case r < 3 && p.cmd != nil:
+			p.kill()
+			p.start()
+			paused = p.status("items") == "Paused"
+		case r < 8 && p.cmd != nil:
+			if paused {
+				p.post("/api/v1/maps/items/run", map[string]any{})
+				waitFor(t, "resumed", func() bool { return p.status("items") == "Running" })
+				paused = false
+			} else if p.status("items") == "Running" {
+				p.post("/api/v1/maps/items/pause", map[string]any{})
+				paused = true
+			}
+		case r < 14:
+			side, db := "erp", erp
+			if rng.IntN(2) == 0 {
+				side, db = "crm", crm
+			}
+			k := fmt.Sprintf("W-%05d", i)
+			witnesses[k] = side
+			insertItem(t, db, side, k, witnessValues(k))
+		default:
+			side, db := "erp", erp
+			if rng.IntN(2) == 0 {
+				side, db = "crm", crm
+			}
+			k := keys[rng.IntN(len(keys))]
+			exists := itemExists(t, db, side, k)
+			switch op := rng.IntN(10); {
+			case !exists:
+				insertItem(t, db, side, k, randomValues(rng))
+			case op < 2:
+				deleteItem(t, db, side, k)
+			default:
+				updateItem(t, db, side, k, randomValues(rng))
+			}
+		}
+	}
+	if paused {
+		p.post("/api/v1/maps/items/run", map[string]any{})
+	}
+	waitFor(t, "items running at the end", func() bool { return p.status("items") == "Running" })
+
+	var lastDiff string
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		l, r := dumpItems(t, erp, crm)
+		if lastDiff = diffDumps(l, r); lastDiff == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sides did not converge (engine log %s):\n%s", logs.Name(), lastDiff)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Quiescent: an echo would keep changes flowing after convergence.
+	before := appliedCount(t, p)
+	time.Sleep(500 * time.Millisecond)
+	if after := appliedCount(t, p); after != before {
+		t.Fatalf("changes keep flowing after convergence: %d → %d applied", before, after)
+	}
+	l, _ := dumpItems(t, erp, crm)
+	for k := range witnesses {
+		want := itemString(k, witnessValues(k))
+		if l[k] != want {
+			t.Errorf("witness %s (inserted on %s) = %q, want %q: a change was lost", k, witnesses[k], l[k], want)
+		}
+	}
+	// No duplicates: the unique keys hold on both sides, and each has
+	// exactly the rows of the other.
+	if n, m := countRows(t, erp, "items"), countRows(t, crm, "item"); n != m {
+		t.Fatalf("row counts differ: erp %d, crm %d", n, m)
+	}
+}
+
+type itemValues struct {
+	name, note, kind any
+	qty              any
+	price            any
+}
+
+func witnessValues(k string) itemValues {
+	return itemValues{name: "witness " + k, qty: int64(len(k)), price: "1.2500", note: nil, kind: "A"}
+}
+
+func randomValues(rng *rand.Rand) itemValues {
+	texts := []any{nil, "plain", "O'Brien \"quoted\"", "Zürich — 😀 ünïcødé", `back\slash`, strings.Repeat("long text ", 800), ""}
+	kinds := []any{nil, "A", "B"}
+	prices := []any{nil, "0.0000", "12.3400", "-99999.9999", "123456789012345.1234"}
+	var qty any = int64(rng.IntN(1000) - 500)
+	if rng.IntN(8) == 0 {
+		qty = nil
+	}
+	return itemValues{name: texts[rng.IntN(len(texts))], note: texts[rng.IntN(len(texts))], kind: kinds[rng.IntN(len(kinds))], qty: qty, price: prices[rng.IntN(len(prices))]}
+}
+
+func kindCode(k any) any {
+	switch k {
+	case "A":
+		return int64(1)
+	case "B":
+		return int64(2)
+	}
+	return nil
+}
+
+func insertItem(t *testing.T, db *sql.DB, side, k string, v itemValues) {
+	if side == "erp" {
+		mustExec(t, db, `INSERT INTO items (code, name, qty, price, note, kind) VALUES (?,?,?,?,?,?)`, k, v.name, v.qty, v.price, v.note, v.kind)
+		return
+	}
+	mustExec(t, db, `INSERT INTO item (itemcode, title, quantity, amount, remark, kindcode) VALUES (?,?,?,?,?,?)`, k, v.name, v.qty, v.price, v.note, kindCode(v.kind))
+}
+
+func updateItem(t *testing.T, db *sql.DB, side, k string, v itemValues) {
+	if side == "erp" {
+		mustExec(t, db, `UPDATE items SET name=?, qty=?, price=?, note=?, kind=? WHERE code=?`, v.name, v.qty, v.price, v.note, v.kind, k)
+		return
+	}
+	mustExec(t, db, `UPDATE item SET title=?, quantity=?, amount=?, remark=?, kindcode=? WHERE itemcode=?`, v.name, v.qty, v.price, v.note, kindCode(v.kind), k)
+}
+
+func deleteItem(t *testing.T, db *sql.DB, side, k string) {
+	if side == "erp" {
+		mustExec(t, db, `DELETE FROM items WHERE code=?`, k)
+		return
+	}
+	mustExec(t, db, `DELETE FROM item WHERE itemcode=?`, k)
+}
+
+func itemExists(t *testing.T, db *sql.DB, side, k string) bool {
+	q := `SELECT count(*) FROM items WHERE code=?`
+	if side == "crm" {
+		q = `SELECT count(*) FROM item WHERE itemcode=?`
+	}
+	var n int
+	if err := db.QueryRow(q, k).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+func itemString(k string, v itemValues) string {
+	return fmt.Sprintf("%s|%v|%v|%v|%v|%v", k, v.name, v.qty, v.price, v.note, kindCode(v.kind))
+}
+
+// dumpItems reads both sides into comparable strings, the right side's
+// kind codes mapped back: an oracle independent of the engine's mapping.
+func dumpItems(t *testing.T, erp, crm *sql.DB) (map[string]string, map[string]string) {
+	read := func(db *sql.DB, q string, kindIsText bool) map[string]string {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var k string
+			var name, note, price sql.NullString
+			var qty sql.NullInt64
+			var kind any
+			if err := rows.Scan(&k, &name, &qty, &price, &note, &kind); err != nil {
+				t.Fatal(err)
+			}
+			v := itemValues{name: nullable(name), note: nullable(note), price: nullable(price)}
+			if qty.Valid {
+				v.qty = qty.Int64
+			}
+			if kindIsText {
+				if b, ok := kind.([]byte); ok {
+					kind = string(b)
+				}
+				v.kind = kind
+			} else {
+				switch kind {
+				case int64(1):
+					v.kind = "A"
+				case int64(2):
+					v.kind = "B"
+				}
+			}
+			out[k] = itemString(k, v)
+		}
+		return out
+	}
+	return read(erp, `SELECT code, name, qty, price, note, kind FROM items`, true),
+		read(crm, `SELECT itemcode, title, quantity, amount, remark, kindcode FROM item`, false)
+}
+
+func nullable(s sql.NullString) any {
+	if !s.Valid {
+		return nil
+	}
+	return s.String
+}
+
+func diffDumps(l, r map[string]string) string {
+	var keys []string
+	seen := map[string]bool{}
+	for k := range l {
+		keys, seen[k] = append(keys, k), true
+	}
+	for k := range r {
+		if !seen[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		if l[k] != r[k] {
+			fmt.Fprintf(&b, "%s:\n  erp %.200q\n  crm %.200q\n", k, l[k], r[k])
+		}
+	}
+	return b.String()
+}
+
+func appliedCount(t *testing.T, p *engineProc) int64 {
+	resp, err := http.Get(p.api + "/api/v1/maps/items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct{ Applied map[string]int64 }
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	var n int64
+	for _, x := range v.Applied {
+		n += x
+	}
+	return n
+}
+
+func countRows(t *testing.T, db *sql.DB, table string) int {
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never happened", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,629 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dualwrite/dualwrite/internal/change"
+	"github.com/dualwrite/dualwrite/internal/connector"
+	"github.com/dualwrite/dualwrite/internal/mapping"
+	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/store"
+)
+
+// planned is what one source change turns into.
+type planned struct {
+	key     string            // canonical key (left-side key values as JSON)
+	target  []connector.Write // writes on the other side
+	fixups  []connector.Write // writes on the source side, so both sides hold the winner
+	shadow  *shadowState      // the shadow to save before applying; nil when none
+	skipped bool              // filtered out, or lost every column to a newer change
+}
+
+// applyTx applies one map's share of a source transaction on the other
+// side: one target transaction, split at connector.MaxBatchRows writes.
+// Row failures are parked as catch-up errors; only transient failures
+// (the target cannot be reached) are returned, for the caller to retry.
+func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx) error {
+	ms.applyMu.Lock()
+	defer ms.applyMu.Unlock()
+	to := from.Other()
+	var writes, fixups []connector.Write
+	type ref struct {
+		c   change.Change
+		key string
+	}
+	refs := map[int]ref{}
+	for i, c := range tx.Changes {
+		keyHint := keyHintOf(ms.m, from, c)
+		if ms.parked[keyHint] {
+			// Invariant: a change to a key that has a parked catch-up error
+			// waits behind it, so the key's changes stay in order.
+			e.park(ctx, ms, from, tx, c, keyHint, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
+			continue
+		}
+		p, err := e.plan(ctx, ms, from, tx.CommitTime, c)
+		if err != nil {
+			if isTransient(err) {
+				return err
+			}
+			e.park(ctx, ms, from, tx, c, keyHint, err)
+			continue
+		}
+		if p.key != keyHint && ms.parked[p.key] {
+			e.park(ctx, ms, from, tx, c, p.key, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
+			continue
+		}
+		if p.shadow != nil {
+			if err := e.saveShadow(ctx, ms, p.key, p.shadow); err != nil {
+				return err
+			}
+		}
+		for _, w := range p.target {
+			w.Ref = i
+			writes = append(writes, w)
+		}
+		fixups = append(fixups, p.fixups...)
+		refs[i] = ref{c, p.key}
+	}
+	stream := ms.name + ":" + e.direction(from)
+	chunks := splitWrites(writes)
+	for k, chunk := range chunks {
+		pos := tx.Position
+		if len(chunks) > 1 {
+			// Invariant: a source transaction split into several target
+			// transactions records (LSN, part) so a redelivery skips the
+			// parts already applied.
+			pos.Sub = uint32(k + 1)
+		}
+		failed, err := e.applyBatch(ctx, to, connector.Batch{Stream: stream, Position: pos, Writes: chunk})
+		if err != nil {
+			return err
+		}
+		for _, f := range failed {
+			r := refs[f.Ref]
+			e.park(ctx, ms, from, tx, r.c, r.key, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(to)))
+		}
+		ms.applied[from].Add(int64(len(chunk) - len(failed)))
+	}
+	if len(fixups) > 0 {
+		for _, chunk := range splitWrites(fixups) {
+			failed, err := e.applyBatch(ctx, from, connector.Batch{Stream: ms.name + ":fixup", Writes: chunk})
+			if err != nil {
+				return err
+			}
+			for _, f := range failed {
+				e.log.Warn("conflict fix-up write failed", "map", ms.name, "side", e.sideName(from), "err", f.Err)
+			}
+		}
+	}
+	if len(writes) > 0 {
+		if err := e.store.TouchSync(ctx, ms.name); err != nil {
+			e.log.Warn("record last sync failed", "map", ms.name, "err", err)
+		}
+	}
+	return nil
+}
+
+// applyBatch applies a batch whole; when the batch fails it is applied
+// again with each write isolated, so one bad row never blocks the rest.
+func (e *Engine) applyBatch(ctx context.Context, to mapping.Side, b connector.Batch) ([]connector.WriteError, error) {
+	if len(b.Writes) == 0 && b.Position.IsZero() {
+		return nil, nil
+	}
+	conn := e.sides[to].conn
+	res, err := conn.Apply(ctx, b)
+	if err == nil {
+		return res.Failed, nil
+	}
+	b.Isolate = true
+	res, err2 := conn.Apply(ctx, b)
+	if err2 != nil {
+		return nil, transient(fmt.Errorf("apply batch to %s: %w", e.sideName(to), err2))
+	}
+	return res.Failed, nil
+}
+
+func splitWrites(ws []connector.Write) [][]connector.Write {
+	if len(ws) == 0 {
+		return [][]connector.Write{nil}
+	}
+	var out [][]connector.Write
+	for len(ws) > connector.MaxBatchRows {
+		out = append(out, ws[:connector.MaxBatchRows])
+		ws = ws[connector.MaxBatchRows:]
+	}
+	return append(out, ws)
+}
+
+// park records a failed change as a catch-up error of its key.
+func (e *Engine) park(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx, c change.Change, key string, err error) {
+	code := problem.CodeOf(err)
+	if code == "" {
+		code = problem.RowWriteFailed
+	}
+	qc := store.QueuedChange{Side: e.sideName(from), CommitTime: tx.CommitTime, Change: c, Position: tx.Position}
+	if perr := e.store.ParkChange(context.WithoutCancel(ctx), ms.name, e.direction(from), key, string(code), err.Error(), qc); perr != nil {
+		// The control store is local; if it fails nothing else works either.
+		e.log.Error("park change failed", "map", ms.name, "err", perr)
+		return
+	}
+	if code != problem.WaitingBehindError {
+		e.log.Warn("change parked as catch-up error", "map", ms.name, "direction", e.direction(from), "key", key, "code", string(code), "err", err)
+		e.activity(ctx, ms.name, "engine", "error", fmt.Sprintf("%s %s key %s: %v", code, e.direction(from), key, err))
+	}
+	ms.parked[key] = true
+}
+
+// keyHintOf returns the canonical key of a change as far as it can be
+// known without I/O: exact for changes from the left side; for changes from
+// the right it is the right-side key, which plan replaces by the left one.
+func keyHintOf(m *mapping.Map, from mapping.Side, c change.Change) string {
+	row := c.New
+	if c.Op == change.Delete || row == nil {
+		row = c.Old
+	}
+	vals, err := m.KeyOf(from, row)
+	if err != nil {
+		return "?"
+	}
+	if from == mapping.Left {
+		return keyJSON(vals)
+	}
+	return "right:" + keyJSON(vals)
+}
+
+// plan turns a source change into target writes, applying the map, the
+// lookups and the conflict rule.
+func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at time.Time, c change.Change) (planned, error) {
+	m := ms.m
+	to := from.Other()
+	src := c.New
+	if c.Op == change.Delete {
+		src = c.Old
+	}
+	if src == nil {
+		return planned{}, problem.New(problem.KeyMissing, "the change carries no row image")
+	}
+	if c.Op != change.Delete {
+		ok, err := m.Match(from, src)
+		if err != nil {
+			return planned{}, problem.Wrap(problem.TransformFailed, err, "filter failed")
+		}
+		if !ok {
+			return planned{skipped: true}, nil
+		}
+	}
+	values, err := e.translate(ctx, ms, from, src, false)
+	if err != nil {
+		return planned{}, err
+	}
+	tkey, err := keyRow(m, to, values)
+	if err != nil {
+		return planned{}, err
+	}
+	key, err := e.canonicalKey(m, from, src, values)
+	if err != nil {
+		return planned{}, err
+	}
+	p := planned{key: key}
+	skey, err := keyRow(m, from, src)
+	if err != nil {
+		return planned{}, err
+	}
+
+	// A change of integration key is a change of identity: the old record
+	// is deleted on the target and the new one upserted, in the same
+	// target transaction.
+	if c.Op == change.Update && c.Old != nil {
+		if oldKey, err := m.KeyOf(from, c.Old); err == nil {
+			newKey, _ := m.KeyOf(from, c.New)
+			if keyJSON(oldKey) != keyJSON(newKey) {
+				oldVals, err := e.translate(ctx, ms, from, c.Old, false)
+				if err != nil {
+					return planned{}, err
+				}
+				oldT, err := keyRow(m, to, oldVals)
+				if err != nil {
+					return planned{}, err
+				}
+				p.target = append(p.target, connector.Write{Table: m.Table(to), Key: oldT, Op: connector.Delete})
+				c = change.Change{Table: c.Table, Op: change.Insert, New: c.New}
+			}
+		}
+	}
+
+	both := bothWayPairs(m, from)
+	if len(both) == 0 {
+		// A one-way map has no conflicts: the source always wins.
+		p.target = append(p.target, plainWrite(m, to, c.Op, tkey, values, c.Unchanged, m.Pairs(from)))
+		return p, nil
+	}
+	sh, err := e.loadShadow(ctx, ms, key)
+	if err != nil {
+		return planned{}, err
+	}
+	rule := conflictRule{at: at.UnixNano(), from: from, master: ms.master}
+	switch c.Op {
+	case change.Delete:
+		if !rule.wins(sh.Row) {
+			// A newer write on the other side keeps the record alive: put
+			// it back on this side.
+			row, err := e.readRow(ctx, to, m.Table(to), tkey)
+			if err != nil {
+				return planned{}, err
+			}
+			if row != nil {
+				back, err := e.translate(ctx, ms, to, row, false)
+				if err != nil {
+					return planned{}, err
+				}
+				p.fixups = append(p.fixups, plainWrite(m, from, change.Insert, skey, back, nil, m.Pairs(to)))
+			}
+			p.skipped = true
+			return p, nil
+		}
+		prev := sh.Row
+		sh.Row = &stamp{At: rule.at, Side: int(from), Deleted: true}
+		p.shadow = sh
+		p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Delete})
+		if prev != nil && prev.Side != int(from) && !prev.Deleted {
+			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Delete})
+		}
+		return p, nil
+	}
+
+	// Insert or update.
+	if sh.Row != nil && sh.Row.Deleted && !rule.wins(sh.Row) {
+		// The record was deleted on the other side after this change.
+		p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Delete})
+		p.skipped = true
+		return p, nil
+	}
+	resurrect := c.Op == change.Insert || (sh.Row != nil && sh.Row.Deleted)
+	if sh.Row == nil || rule.wins(sh.Row) {
+		if resurrect && sh.Row != nil && sh.Row.Deleted && sh.Row.Side != int(from) {
+			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Upsert, Values: rawValues(src, c.Unchanged)})
+		}
+		sh.Row = &stamp{At: rule.at, Side: int(from)}
+	}
+	changed := changedPairs(m, from, c, resurrect)
+	keep := map[string]bool{}
+	var lost []mapping.Pair
+	var regain []mapping.Pair
+	for _, pr := range m.Pairs(from) {
+		if !both[pr.Index] {
+			keep[pr.Target] = true // one-way columns always flow
+			continue
+		}
+		if !changed[pr.Index] {
+			continue
+		}
+		prev := sh.Cols[pr.Index]
+		if rule.wins(prev) {
+			keep[pr.Target] = true
+			sh.Cols[pr.Index] = &stamp{At: rule.at, Side: int(from)}
+			if prev != nil && prev.Side != int(from) {
+				regain = append(regain, pr)
+			}
+		} else {
+			lost = append(lost, pr)
+		}
+	}
+	p.shadow = sh
+	vals := change.Row{}
+	for col, v := range values {
+		if keep[col] {
+			vals[col] = v
+		}
+	}
+	for col, v := range tkey {
+		vals[col] = v
+	}
+	if len(vals) > len(tkey) || resurrect {
+		op := connector.Upsert
+		p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: op, Values: vals})
+	}
+	// Make sure the source side holds the winning values too: the engine
+	// may have overwritten a newer source value with an older one before
+	// this change was captured (regain), and a losing column must get the
+	// other side's newer value back (lost).
+	if len(regain) > 0 {
+		fix := change.Row{}
+		for _, pr := range regain {
+			if v, ok := src[pr.Source]; ok {
+				fix[pr.Source] = v
+			}
+		}
+		if len(fix) > 0 {
+			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: fix})
+		}
+	}
+	if len(lost) > 0 {
+		row, err := e.readRow(ctx, to, m.Table(to), tkey)
+		if err != nil {
+			return planned{}, err
+		}
+		if row != nil {
+			back, err := e.translate(ctx, ms, to, row, false)
+			if err != nil {
+				return planned{}, err
+			}
+			fix := change.Row{}
+			for _, pr := range lost {
+				if v, ok := back[pr.Source]; ok {
+					fix[pr.Source] = v
+				}
+			}
+			if len(fix) > 0 {
+				p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: fix})
+			}
+		}
+	}
+	if len(p.target) == 0 {
+		p.skipped = true
+	}
+	return p, nil
+}
+
+// plainWrite builds the target write of a change without conflict rules.
+func plainWrite(m *mapping.Map, to mapping.Side, op change.Op, key change.Row, values change.Row, unchanged []string, pairs []mapping.Pair) connector.Write {
+	if op == change.Delete {
+		return connector.Write{Table: m.Table(to), Key: key, Op: connector.Delete}
+	}
+	vals := values.Clone()
+	for _, pr := range pairs {
+		for _, u := range unchanged {
+			if pr.Source == u {
+				delete(vals, pr.Target)
+			}
+		}
+	}
+	for k, v := range key {
+		vals[k] = v
+	}
+	return connector.Write{Table: m.Table(to), Key: key, Op: connector.Upsert, Values: vals}
+}
+
+// rawValues is the source row without the columns the log did not carry.
+func rawValues(src change.Row, unchanged []string) change.Row {
+	out := src.Clone()
+	for _, u := range unchanged {
+		delete(out, u)
+	}
+	return out
+}
+
+// bothWayPairs returns the indexes of pairs that flow both ways: only they
+// can conflict.
+func bothWayPairs(m *mapping.Map, from mapping.Side) map[int]bool {
+	if !m.Flows(from.Other()) {
+		return nil
+	}
+	back := map[int]bool{}
+	for _, p := range m.Pairs(from.Other()) {
+		back[p.Index] = true
+	}
+	out := map[int]bool{}
+	for _, p := range m.Pairs(from) {
+		if back[p.Index] {
+			out[p.Index] = true
+		}
+	}
+	return out
+}
+
+// changedPairs returns the pairs whose source columns changed. Without a
+// complete old image every column counts as changed (row-level rule).
+func changedPairs(m *mapping.Map, from mapping.Side, c change.Change, all bool) map[int]bool {
+	out := map[int]bool{}
+	for _, p := range m.Pairs(from) {
+		if p.Source == "" {
+			continue
+		}
+		skip := false
+		for _, u := range c.Unchanged {
+			if u == p.Source {
+				skip = true
+			}
+		}
+		if skip {
+			continue
+		}
+		if all || c.Op == change.Insert || !c.OldComplete {
+			out[p.Index] = true
+			continue
+		}
+		if !mapping.Equal(c.Old[p.Source], c.New[p.Source]) {
+			out[p.Index] = true
+		}
+	}
+	return out
+}
+
+// translate maps a source row to the other side and resolves its lookups.
+// With deferSelf, a self-referencing lookup that finds no row yields NULL
+// (the initial sync's second pass fills it in).
+func (e *Engine) translate(ctx context.Context, ms *mapState, from mapping.Side, row change.Row, deferSelf bool) (change.Row, error) {
+	vals, _, err := e.translateDeferred(ctx, ms.m, from, row, deferSelf, 0)
+	return vals, err
+}
+
+var errNotFound = errors.New("not found")
+
+func (e *Engine) translateDeferred(ctx context.Context, m *mapping.Map, from mapping.Side, row change.Row, deferSelf bool, depth int) (change.Row, bool, error) {
+	tr, err := m.Translate(from, row)
+	if err != nil {
+		return nil, false, withCode(problem.TransformFailed, err)
+	}
+	vals := tr.Values
+	if vals == nil {
+		vals = change.Row{}
+	}
+	deferred := false
+	for _, pl := range tr.Lookups {
+		spec := m.Lookup(from, pl.Lookup)
+		v, err := e.lookupValue(ctx, spec, from, pl.Value, depth)
+		if errors.Is(err, errNotFound) {
+			if spec.SelfReference && deferSelf {
+				vals[pl.Target] = nil
+				deferred = true
+				continue
+			}
+			return nil, false, problem.New(problem.LookupUnresolved, "lookup %s: %s value %v has no matching row in %s on %s; sync that map first (run it with --with-related)",
+				spec.Map, spec.SourceColumn, pl.Value, spec.TargetTable, e.sideName(from.Other()))
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		vals[pl.Target] = v
+	}
+	return vals, deferred, nil
+}
+
+// lookupValue maps a referencing value from side `from` to the other side
+// through the related map's integration key.
+func (e *Engine) lookupValue(ctx context.Context, spec mapping.LookupSpec, from mapping.Side, v any, depth int) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if depth > 4 {
+		return nil, problem.New(problem.LookupUnresolved, "lookup %s nests too deeply", spec.Map)
+	}
+	rs, ok := e.maps[spec.Map]
+	if !ok || rs.m == nil {
+		return nil, problem.New(problem.LookupUncovered, "lookup map %s is not available", spec.Map)
+	}
+	rel := rs.m
+	to := from.Other()
+	var srcRow change.Row
+	if spec.SourceRefIsKey && len(rel.KeyColumns(from)) == 1 {
+		srcRow = change.Row{spec.SourceRef: v}
+	} else {
+		rows, err := e.sides[from].conn.Scan(ctx, connector.ScanRequest{Table: spec.SourceTable, Equal: change.Row{spec.SourceRef: v}, OrderBy: rel.KeyColumns(from), Limit: 1})
+		if err != nil {
+			return nil, transient(fmt.Errorf("lookup %s on %s: %w", spec.Map, e.sideName(from), err))
+		}
+		if len(rows) == 0 {
+			return nil, errNotFound
+		}
+		srcRow = rows[0]
+	}
+	vals, _, err := e.translateDeferred(ctx, rel, from, srcRow, false, depth+1)
+	if err != nil {
+		return nil, err
+	}
+	tkey, err := keyRow(rel, to, vals)
+	if err != nil {
+		return nil, err
+	}
+	if spec.TargetRefIsKey {
+		if tv, ok := tkey[spec.TargetRef]; ok {
+			return tv, nil
+		}
+	}
+	rows, err := e.sides[to].conn.Scan(ctx, connector.ScanRequest{Table: spec.TargetTable, Equal: tkey, OrderBy: rel.KeyColumns(to), Limit: 1})
+	if err != nil {
+		return nil, transient(fmt.Errorf("lookup %s on %s: %w", spec.Map, e.sideName(to), err))
+	}
+	if len(rows) == 0 {
+		return nil, errNotFound
+	}
+	return rows[0][spec.TargetRef], nil
+}
+
+// keyRow extracts the integration key columns of side s from a row.
+func keyRow(m *mapping.Map, s mapping.Side, row change.Row) (change.Row, error) {
+	cols := m.KeyColumns(s)
+	out := make(change.Row, len(cols))
+	for _, c := range cols {
+		v, ok := row[c]
+		if !ok || v == nil {
+			return nil, problem.New(problem.KeyMissing, "integration key column %s.%s is empty; every key column needs a value", m.Table(s), c)
+		}
+		out[c] = v
+	}
+	return out, nil
+}
+
+// canonicalKey is the identity of a record across both sides: its
+// left-side integration key values.
+func (e *Engine) canonicalKey(m *mapping.Map, from mapping.Side, src, translated change.Row) (string, error) {
+	row := src
+	if from == mapping.Right {
+		row = translated
+	}
+	vals, err := m.KeyOf(mapping.Left, row)
+	if err != nil {
+		return "", err
+	}
+	return keyJSON(vals), nil
+}
+
+func (e *Engine) readRow(ctx context.Context, s mapping.Side, table string, key change.Row) (change.Row, error) {
+	cols := make([]string, 0, len(key))
+	for k := range key {
+		cols = append(cols, k)
+	}
+	rows, err := e.sides[s].conn.Scan(ctx, connector.ScanRequest{Table: table, Equal: key, OrderBy: sortedStrings(cols), Limit: 1})
+	if err != nil {
+		return nil, transient(fmt.Errorf("read %s on %s: %w", table, e.sideName(s), err))
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return rows[0], nil
+}
+
+// transientError marks a failure that is not the row's fault (the target
+// cannot be reached): the caller retries instead of parking the row.
+type transientError struct{ err error }
+
+func (t transientError) Error() string { return t.err.Error() }
+func (t transientError) Unwrap() error { return t.err }
+
+func transient(err error) error { return transientError{err} }
+
+func isTransient(err error) bool {
+	var t transientError
+	return errors.As(err, &t)
+}
+
+func withCode(code problem.Code, err error) error {
+	if problem.CodeOf(err) != "" {
+		return err
+	}
+	return problem.Wrap(code, err, "transform failed")
+}
+
+func encodeKey(vals []any) (string, error) {
+	parts := make([]json.RawMessage, len(vals))
+	for i, v := range vals {
+		enc, err := change.EncodeValue(v)
+		if err != nil {
+			return "", err
+		}
+		parts[i] = enc
+	}
+	b, err := json.Marshal(parts)
+	return string(b), err
+}
+
+func decodeKey(s string) ([]any, error) {
+	var parts []json.RawMessage
+	if err := json.Unmarshal([]byte(s), &parts); err != nil {
+		return nil, fmt.Errorf("decode key %s: %w", s, err)
+	}
+	out := make([]any, len(parts))
+	for i, p := range parts {
+		v, err := change.DecodeValue(p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,237 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dualwrite/dualwrite/internal/change"
+	"github.com/dualwrite/dualwrite/internal/connector"
+	"github.com/dualwrite/dualwrite/internal/mapping"
+	"github.com/dualwrite/dualwrite/internal/queue"
+)
+
+// sideLoop is the capture loop of one side.
+type sideLoop struct {
+	idx  mapping.Side
+	name string
+	conn connector.Connector
+	// reconf asks the loop to reopen capture with the current table set;
+	// the loop answers on the given channel once capture is open.
+	reconf chan chan error
+	// open tables of the current capture, owned by the loop goroutine.
+	tables []string
+	opened bool
+}
+
+// reconfigure makes side s capture exactly the tables of its active maps,
+// and returns once the new capture is open.
+func (e *Engine) reconfigure(ctx context.Context, s mapping.Side) error {
+	if !e.running.Load() {
+		return nil
+	}
+	reply := make(chan error, 1)
+	select {
+	case e.sides[s].reconf <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runSide owns side s's capturer: it opens capture for the active tables,
+// routes every transaction and acknowledges positions, and reopens capture
+// when the table set changes or the connection fails.
+func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
+	var waiting []chan error
+	answer := func(err error) {
+		for _, w := range waiting {
+			w <- err
+		}
+		waiting = nil
+	}
+	defer answer(context.Canceled)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		tables, fullOld := e.activeTables(s.idx)
+		if len(tables) == 0 {
+			if s.opened {
+				e.release(ctx, s)
+			}
+			answer(nil)
+			select {
+			case <-ctx.Done():
+				return
+			case w := <-s.reconf:
+				waiting = append(waiting, w)
+			}
+			continue
+		}
+		from, err := e.store.SidePosition(ctx, s.name)
+		if err != nil {
+			answer(err)
+			e.sleep(ctx, &backoff)
+			continue
+		}
+		capt, err := s.conn.Capture(ctx, connector.CaptureOptions{Tables: tables, From: from, FullOld: fullOld})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Error("open capture failed", "side", s.name, "err", err)
+			answer(fmt.Errorf("open capture on %s: %w", s.name, err))
+			e.sleep(ctx, &backoff)
+			continue
+		}
+		s.tables, s.opened = tables, true
+		backoff = 100 * time.Millisecond
+		answer(nil)
+		err = e.pump(ctx, s, capt, &waiting)
+		capt.Close()
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("capture failed; reopening", "side", s.name, "err", err)
+			e.sleep(ctx, &backoff)
+		}
+	}
+}
+
+// pump reads transactions until a reconfiguration request (returns nil)
+// or a failure (returns the error).
+func (e *Engine) pump(ctx context.Context, s *sideLoop, capt connector.Capturer, waiting *[]chan error) error {
+	for {
+		nextCtx, cancel := context.WithCancel(ctx)
+		type result struct {
+			tx  change.Tx
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			tx, err := capt.Next(nextCtx)
+			done <- result{tx, err}
+		}()
+		var r result
+		select {
+		case w := <-s.reconf:
+			*waiting = append(*waiting, w)
+			cancel()
+			<-done // Next returns on cancel; an unacked transaction is redelivered
+			return nil
+		case r = <-done:
+			cancel()
+		}
+		if r.err != nil {
+			return r.err
+		}
+		if ec, ok := capt.(connector.EchoCounter); ok {
+			e.echo[s.idx].Store(ec.EchoesSuppressed())
+		}
+		if err := e.handleTx(ctx, s, r.tx); err != nil {
+			return err
+		}
+		// Invariant: a side's position is recorded and acknowledged only
+		// after every map's share of the transaction was applied or is in
+		// the durable queue.
+		if err := e.store.SetSidePosition(ctx, s.name, r.tx.Position); err != nil {
+			return err
+		}
+		if err := capt.Ack(ctx, r.tx.Position); err != nil {
+			return fmt.Errorf("acknowledge position %s on %s: %w", r.tx.Position, s.name, err)
+		}
+	}
+}
+
+// handleTx routes a transaction, retrying transient failures until they
+// pass or the engine stops: the position is not acknowledged meanwhile.
+func (e *Engine) handleTx(ctx context.Context, s *sideLoop, tx change.Tx) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := e.route(ctx, s.idx, tx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e.log.Error("route transaction failed; retrying", "side", s.name, "position", tx.Position.String(), "err", err)
+		e.sleep(ctx, &backoff)
+	}
+}
+
+// route hands each map its share of a transaction: applied now when the map
+// is Running, queued when it is Paused, Initializing or Resuming.
+func (e *Engine) route(ctx context.Context, from mapping.Side, tx change.Tx) error {
+	for _, n := range e.order {
+		ms := e.maps[n]
+		if ms.m == nil || !ms.m.Flows(from) {
+			continue
+		}
+		table := ms.m.Table(from)
+		var part []change.Change
+		for _, c := range tx.Changes {
+			if c.Table == table {
+				part = append(part, c)
+			}
+		}
+		if len(part) == 0 {
+			continue
+		}
+		sub := tx
+		sub.Changes = part
+		if err := e.routeMap(ctx, ms, from, sub); err != nil {
+			return fmt.Errorf("map %s: %w", ms.name, err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) routeMap(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx) error {
+	ms.routeMu.Lock()
+	defer ms.routeMu.Unlock()
+	switch e.statusOf(ms) {
+	case Running:
+		return e.applyTx(ctx, ms, from, tx)
+	case Paused, Initializing, Resuming:
+		_, err := e.queue.Append(ctx, queue.Entry{Map: ms.name, Direction: e.sideName(from), Tx: tx, EnqueuedAt: e.now()})
+		if err != nil {
+			return fmt.Errorf("queue change: %w", err)
+		}
+		return nil
+	}
+	return nil // Not running: the map does not sync
+}
+
+// release frees a side's log resources once no map uses it.
+func (e *Engine) release(ctx context.Context, s *sideLoop) {
+	s.opened = false
+	s.tables = nil
+	if r, ok := s.conn.(connector.Releaser); ok {
+		if err := r.Release(ctx); err != nil {
+			e.log.Warn("release capture resources failed", "side", s.name, "err", err)
+			return
+		}
+	}
+	if err := e.store.ClearSidePosition(ctx, s.name); err != nil {
+		e.log.Warn("clear capture position failed", "side", s.name, "err", err)
+	}
+}
+
+func (e *Engine) sleep(ctx context.Context, backoff *time.Duration) {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	*backoff = min(*backoff*2, 5*time.Second)
+}
+
+var errStopped = errors.New("engine stopped")
+
+var _ = slices.Contains[[]string]

@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/dualwrite/dualwrite/internal/mapping"
+)
+
+// The conflict rule (docs/adr/20261122-conflict-rule.md): per column,
+// the write with the later source commit time wins; at equal times the
+// map's master wins. A record's existence is one more "column": a delete
+// competes with the latest insert or update of the record. The rule is a
+// maximum over all writes, so the result does not depend on the order in
+// which the engine sees the two sides' changes, and both sides converge.
+//
+// The shadow keeps, per record and column, the stamp of the winning write.
+// Records are keyed by their left-side integration key.
+
+// stamp identifies a write: its commit time (ns) and side.
+type stamp struct {
+	At      int64 `json:"at"`
+	Side    int   `json:"side"`
+	Deleted bool  `json:"deleted,omitempty"`
+}
+
+type shadowState struct {
+	Row  *stamp         `json:"row,omitempty"`
+	Cols map[int]*stamp `json:"cols,omitempty"`
+}
+
+type conflictRule struct {
+	at     int64
+	from   mapping.Side
+	master mapping.Side
+}
+
+// wins reports whether the write being planned beats the recorded stamp.
+// A write beats nothing, an older write, and an equal-time write from the
+// other side when its own side is the master. The same stamp again (a
+// redelivery) wins, which keeps replays idempotent.
+func (r conflictRule) wins(prev *stamp) bool {
+	if prev == nil {
+		return true
+	}
+	if r.at != prev.At {
+		return r.at > prev.At
+	}
+	if prev.Side == int(r.from) {
+		return true
+	}
+	return r.from == r.master
+}
+
+func (e *Engine) loadShadow(ctx context.Context, ms *mapState, key string) (*shadowState, error) {
+	raw, err := e.store.Shadow(ctx, ms.name, key)
+	if err != nil {
+		return nil, err
+	}
+	sh := &shadowState{}
+	if raw != nil {
+		if err := json.Unmarshal(raw, sh); err != nil {
+			return nil, fmt.Errorf("decode conflict shadow of %s %s: %w", ms.name, key, err)
+		}
+	}
+	if sh.Cols == nil {
+		sh.Cols = map[int]*stamp{}
+	}
+	return sh, nil
+}
+
+func (e *Engine) saveShadow(ctx context.Context, ms *mapState, key string, sh *shadowState) error {
+	raw, err := json.Marshal(sh)
+	if err != nil {
+		return err
+	}
+	return e.store.SetShadow(ctx, ms.name, key, raw)
+}
+
+func sortedStrings(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,227 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dualwrite/dualwrite/internal/change"
+	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/store"
+)
+
+const drainBatch = 200
+
+// drain replays a map's durable queue in order, every intermediate value,
+// then makes the map Running. The hand-over is atomic: the last empty read
+// and the status change happen under the map's route lock, so no change
+// is queued after the final read.
+func (e *Engine) drain(ctx context.Context, ms *mapState) error {
+	states, err := e.store.MapStates(ctx)
+	if err != nil {
+		return err
+	}
+	cursor := states[ms.name].QueueCursor
+	if st, err := e.queue.Stats(ctx, ms.name); err == nil && st.LastSeq < cursor {
+		cursor = 0 // the queue was recreated; its sequences restarted
+	}
+	replayed := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		entries, err := e.queue.Read(ctx, ms.name, cursor, drainBatch)
+		if err != nil {
+			return fmt.Errorf("read queue of map %s: %w", ms.name, err)
+		}
+		if len(entries) == 0 {
+			ms.routeMu.Lock()
+			entries, err = e.queue.Read(ctx, ms.name, cursor, drainBatch)
+			if err == nil && len(entries) == 0 {
+				err = e.setStatus(ctx, ms, Running, "engine")
+				ms.routeMu.Unlock()
+				if err == nil && replayed > 0 {
+					e.activity(ctx, ms.name, "engine", "run", fmt.Sprintf("catch-up replayed %d queued transactions", replayed))
+				}
+				return err
+			}
+			ms.routeMu.Unlock()
+			if err != nil {
+				return fmt.Errorf("read queue of map %s: %w", ms.name, err)
+			}
+		}
+		for _, en := range entries {
+			from, ok := e.sideIndex(en.Direction)
+			if !ok {
+				e.log.Warn("queued change from unknown side dropped", "map", ms.name, "side", en.Direction)
+				continue
+			}
+			backoff := 100 * time.Millisecond
+			for {
+				err := e.applyTx(ctx, ms, from, en.Tx)
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				e.log.Error("replay queued change failed; retrying", "map", ms.name, "seq", en.Seq, "err", err)
+				e.sleep(ctx, &backoff)
+			}
+			cursor = en.Seq
+			replayed++
+			// Invariant: the cursor moves only after the entry was applied
+			// (or parked); a crash replays it, and the target's applied
+			// position makes that a no-op.
+			if err := e.store.SetQueueCursor(ctx, ms.name, cursor); err != nil {
+				return err
+			}
+		}
+		if err := e.queue.Trim(ctx, ms.name, cursor); err != nil {
+			e.log.Warn("trim queue failed", "map", ms.name, "err", err)
+		}
+	}
+}
+
+// watchQueues warns well before retention would drop queued changes.
+func (e *Engine) watchQueues(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		warnAt := e.cfg.Engine.QueueWarnAt.D()
+		if warnAt <= 0 {
+			continue
+		}
+		for _, n := range e.order {
+			ms := e.maps[n]
+			st, err := e.queue.Stats(ctx, n)
+			if err != nil || st.Depth == 0 || st.Oldest.IsZero() {
+				continue
+			}
+			age := e.now().Sub(st.Oldest)
+			if age >= warnAt && e.now().Sub(ms.lastWarning) > time.Hour {
+				ms.lastWarning = e.now()
+				msg := fmt.Sprintf("%s queued changes are %s old; retention %s drops them at that age: resume the map", problem.QueueRetention, age.Round(time.Second), e.cfg.Engine.QueueRetention.D())
+				e.log.Warn("queue nearing retention", "map", n, "age", age.String(), "depth", st.Depth)
+				e.activity(ctx, n, "engine", "warning", msg)
+			}
+		}
+	}
+}
+
+// CatchUpErrors lists a map's parked catch-up errors.
+func (e *Engine) CatchUpErrors(ctx context.Context, name string) ([]RowError, error) {
+	if _, err := e.lookupMap(name); err != nil {
+		return nil, err
+	}
+	errs, err := e.store.CatchUpErrors(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RowError, 0, len(errs))
+	for _, r := range errs {
+		out = append(out, RowError{ID: r.ID, Map: r.Map, Direction: r.Direction, Key: r.Key, Code: r.Code, Message: r.Message, Time: r.At, Changes: len(r.Changes)})
+	}
+	return out, nil
+}
+
+// Retry applies the parked changes of catch-up errors again, in order. A
+// change that fails again stays parked with the changes behind it.
+func (e *Engine) Retry(ctx context.Context, name string, ids []int64, actor string) (RetryResult, error) {
+	ms, err := e.lookupMap(name)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	if ms.m == nil {
+		return RetryResult{}, problem.New(problem.MapInvalid, "map %s has validation errors", name)
+	}
+	errs, err := e.store.CatchUpErrors(ctx, name)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	want := map[int64]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var res RetryResult
+	for _, ce := range errs {
+		if len(ids) > 0 && !want[ce.ID] {
+			continue
+		}
+		res.Retried++
+		ok, err := e.retryOne(ctx, ms, ce)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			res.Succeeded++
+		} else {
+			res.Failed++
+		}
+	}
+	e.activity(ctx, name, actorOr(actor), "run", fmt.Sprintf("catch-up retry: %d retried, %d succeeded, %d failed", res.Retried, res.Succeeded, res.Failed))
+	return res, nil
+}
+
+func (e *Engine) retryOne(ctx context.Context, ms *mapState, ce store.RowError) (bool, error) {
+	ms.routeMu.Lock()
+	defer ms.routeMu.Unlock()
+	// Unpark the key, replay its changes in order; the first failure parks
+	// it (and the rest behind it) again.
+	if err := e.store.DeleteCatchUpError(ctx, ce.ID); err != nil {
+		return false, err
+	}
+	ms.applyMu.Lock()
+	delete(ms.parked, ce.Key)
+	ms.applyMu.Unlock()
+	for _, qc := range ce.Changes {
+		from, ok := e.sideIndex(qc.Side)
+		if !ok {
+			continue
+		}
+		tx := change.Tx{CommitTime: qc.CommitTime, Changes: []change.Change{qc.Change}}
+		if err := e.applyTx(ctx, ms, from, tx); err != nil {
+			return false, err
+		}
+	}
+	ms.applyMu.Lock()
+	failed := ms.parked[ce.Key]
+	ms.applyMu.Unlock()
+	return !failed, nil
+}
+
+// Discard drops catch-up errors with their parked changes.
+func (e *Engine) Discard(ctx context.Context, name string, ids []int64, actor string) (int, error) {
+	ms, err := e.lookupMap(name)
+	if err != nil {
+		return 0, err
+	}
+	errs, err := e.store.CatchUpErrors(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	want := map[int64]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	n := 0
+	for _, ce := range errs {
+		if len(ids) > 0 && !want[ce.ID] {
+			continue
+		}
+		if err := e.store.DeleteCatchUpError(ctx, ce.ID); err != nil {
+			return n, err
+		}
+		ms.applyMu.Lock()
+		delete(ms.parked, ce.Key)
+		ms.applyMu.Unlock()
+		n++
+	}
+	e.activity(ctx, name, actorOr(actor), "run", fmt.Sprintf("discarded %d catch-up errors", n))
+	return n, nil
+}

@@ -1,0 +1,422 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/dualwrite/dualwrite/internal/change"
+	"github.com/dualwrite/dualwrite/internal/connector"
+	"github.com/dualwrite/dualwrite/internal/mapping"
+	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/store"
+)
+
+// The initial sync copies pre-existing rows both ways. Each direction is a
+// pass that reads the source in integration-key order (company column
+// first), in chunks, and for every row:
+//   - creates it on the other side when its key is missing there;
+//   - leaves it alone when both sides hold the same values;
+//   - otherwise (a conflict) writes the master's values on the other side
+//     and records the resolved conflict.
+// The second pass only creates rows missing on its target: rows present on
+// both sides were reconciled by the first. Progress (the last key of the
+// last committed chunk) is saved after each chunk, so a crash or a rerun
+// continues where it stopped. Failed rows are recorded and the pass goes
+// on. Self-referencing lookups that point at rows not yet created are
+// written as NULL and filled in by a last pass.
+
+const maxLoggedConflicts = 50
+
+func passName(from mapping.Side) string { return from.String() }
+
+func (e *Engine) initialSync(ctx context.Context, ms *mapState) error {
+	m := ms.m
+	var total int64
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		if !m.Flows(s) {
+			continue
+		}
+		n, err := e.sides[s].conn.Count(ctx, m.Table(s), nil)
+		if err != nil {
+			return fmt.Errorf("count %s on %s: %w", m.Table(s), e.sideName(s), err)
+		}
+		total += n
+	}
+	ms.initTotal.Store(total)
+	e.activity(ctx, ms.name, "engine", "run", fmt.Sprintf("initial sync started: %d source rows", total))
+	conflicts := 0
+	first := true
+	for _, from := range []mapping.Side{mapping.Left, mapping.Right} {
+		if !m.Flows(from) {
+			continue
+		}
+		n, err := e.initPass(ctx, ms, from, !first)
+		conflicts += n
+		if err != nil {
+			return err
+		}
+		first = false
+	}
+	for _, from := range []mapping.Side{mapping.Left, mapping.Right} {
+		if m.Flows(from) {
+			if err := e.resolveDeferred(ctx, ms, from); err != nil {
+				return err
+			}
+		}
+	}
+	initErrs, _, _ := e.store.CountErrors(ctx, ms.name)
+	e.activity(ctx, ms.name, "engine", "run", fmt.Sprintf("initial sync finished: %d rows, %d conflicts resolved by master %s, %d errors",
+		ms.initDone.Load(), conflicts, e.sideName(ms.master), initErrs))
+	return e.store.SetInitCounts(ctx, ms.name, ms.initDone.Load(), total)
+}
+
+// scanOrder is the key order of a side with the company column first.
+func scanOrder(m *mapping.Map, s mapping.Side) []string {
+	keys := m.KeyColumns(s)
+	c := m.CompanyColumn(s)
+	if c == "" {
+		return keys
+	}
+	out := []string{c}
+	for _, k := range keys {
+		if k != c {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// initPass runs one direction. onlyMissing makes it create missing rows
+// and skip rows present on both sides.
+func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, onlyMissing bool) (int, error) {
+	m := ms.m
+	pass := passName(from)
+	afterJSON, done, err := e.store.InitProgress(ctx, ms.name, pass)
+	if err != nil {
+		return 0, err
+	}
+	if done {
+		return 0, nil
+	}
+	var after []any
+	if afterJSON != "" {
+		if after, err = decodeKey(afterJSON); err != nil {
+			return 0, err
+		}
+	}
+	order := scanOrder(m, from)
+	chunk := e.cfg.Engine.ChunkSize
+	if chunk <= 0 || chunk > connector.MaxBatchRows {
+		chunk = connector.MaxBatchRows
+	}
+	conflicts := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return conflicts, err
+		}
+		rows, err := e.sides[from].conn.Scan(ctx, connector.ScanRequest{Table: m.Table(from), OrderBy: order, After: after, Limit: chunk})
+		if err != nil {
+			return conflicts, fmt.Errorf("read %s on %s: %w", m.Table(from), e.sideName(from), err)
+		}
+		if len(rows) == 0 {
+			break
+		}
+		n, err := e.initChunk(ctx, ms, from, rows, onlyMissing, &conflicts)
+		if err != nil {
+			return conflicts, err
+		}
+		last := rows[len(rows)-1]
+		after = make([]any, len(order))
+		for i, c := range order {
+			after[i] = last[c]
+		}
+		// Invariant: progress is saved only after the chunk's writes have
+		// committed, so a resumed pass never skips an unwritten row.
+		if err := e.store.SetInitProgress(ctx, ms.name, pass, keyJSON(after), false); err != nil {
+			return conflicts, err
+		}
+		ms.initDone.Add(int64(n))
+		if err := e.store.SetInitCounts(ctx, ms.name, ms.initDone.Load(), ms.initTotal.Load()); err != nil {
+			return conflicts, err
+		}
+	}
+	return conflicts, e.store.SetInitProgress(ctx, ms.name, pass, keyJSON(after), true)
+}
+
+type initRow struct {
+	key string // source key JSON
+	src change.Row
+}
+
+// initChunk reconciles one chunk of source rows.
+func (e *Engine) initChunk(ctx context.Context, ms *mapState, from mapping.Side, rows []change.Row, onlyMissing bool, conflicts *int) (int, error) {
+	m := ms.m
+	to := from.Other()
+	var toTarget, toSource []connector.Write
+	var refs []initRow
+	var srcRefs []initRow
+	for _, row := range rows {
+		kv, err := m.KeyOf(from, row)
+		if err != nil {
+			e.initError(ctx, ms, from, "?", err)
+			continue
+		}
+		skey := keyJSON(kv)
+		ok, err := m.Match(from, row)
+		if err != nil {
+			e.initError(ctx, ms, from, skey, problem.Wrap(problem.TransformFailed, err, "filter failed"))
+			continue
+		}
+		if !ok {
+			continue
+		}
+		ws, back, isConflict, deferred, err := e.reconcile(ctx, ms, from, row, onlyMissing)
+		if err != nil {
+			if isTransient(err) {
+				return 0, err
+			}
+			e.initError(ctx, ms, from, skey, err)
+			continue
+		}
+		if deferred {
+			if err := e.store.AddDeferred(ctx, ms.name, passName(from), skey); err != nil {
+				return 0, err
+			}
+		}
+		if isConflict {
+			*conflicts++
+			if *conflicts <= maxLoggedConflicts {
+				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", skey, e.sideName(ms.master)))
+			}
+		}
+		for _, w := range ws {
+			w.Ref = len(refs)
+			toTarget = append(toTarget, w)
+		}
+		refs = append(refs, initRow{skey, row})
+		for _, w := range back {
+			w.Ref = len(srcRefs)
+			toSource = append(toSource, w)
+		}
+		srcRefs = append(srcRefs, initRow{skey, row})
+	}
+	if err := e.initApply(ctx, ms, from, to, toTarget, refs); err != nil {
+		return 0, err
+	}
+	if err := e.initApply(ctx, ms, from, from, toSource, srcRefs); err != nil {
+		return 0, err
+	}
+	return len(rows), nil
+}
+
+func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.Side, ws []connector.Write, refs []initRow) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	for _, chunk := range splitWrites(ws) {
+		res, err := e.sides[on].conn.Apply(ctx, connector.Batch{Stream: ms.name + ":init", Writes: chunk, Isolate: true})
+		if err != nil {
+			return fmt.Errorf("initial sync write to %s: %w", e.sideName(on), err)
+		}
+		for _, f := range res.Failed {
+			e.initError(ctx, ms, from, refs[f.Ref].key, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(on)))
+		}
+	}
+	return nil
+}
+
+// reconcile decides what one source row needs: writes on the target, and
+// writes back on the source when the target is the master of a conflict.
+func (e *Engine) reconcile(ctx context.Context, ms *mapState, from mapping.Side, row change.Row, onlyMissing bool) (target, source []connector.Write, conflict, deferred bool, err error) {
+	m := ms.m
+	to := from.Other()
+	vals, deferred, err := e.translateDeferred(ctx, m, from, row, true, 0)
+	if err != nil {
+		return nil, nil, false, false, err
+	}
+	tkey, err := keyRow(m, to, vals)
+	if err != nil {
+		return nil, nil, false, false, err
+	}
+	have, err := e.readRow(ctx, to, m.Table(to), tkey)
+	if err != nil {
+		return nil, nil, false, false, err
+	}
+	if have == nil {
+		w := connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Upsert, Values: vals}
+		return []connector.Write{w}, nil, false, deferred, nil
+	}
+	if onlyMissing {
+		return nil, nil, false, deferred, nil
+	}
+	want := vals.Clone()
+	for _, pr := range m.Pairs(from) {
+		if pr.Lookup && deferred && want[pr.Target] == nil {
+			delete(want, pr.Target) // filled in by the last pass
+		}
+	}
+	diff := mapping.Diff(want, have)
+	if len(diff) == 0 {
+		return nil, nil, false, deferred, nil
+	}
+	if ms.master == from {
+		fix := change.Row{}
+		for _, c := range diff {
+			fix[c] = want[c]
+		}
+		return []connector.Write{{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: fix}}, nil, true, deferred, nil
+	}
+	// The target is the master: its values go back to the source, for the
+	// columns that flow that way.
+	if !m.Flows(to) {
+		return nil, nil, true, deferred, nil
+	}
+	back, _, err := e.translateDeferred(ctx, m, to, have, false, 0)
+	if err != nil {
+		return nil, nil, false, false, err
+	}
+	skey, err := keyRow(m, from, row)
+	if err != nil {
+		return nil, nil, false, false, err
+	}
+	fix := change.Row{}
+	for col, v := range back {
+		if !mapping.Equal(row[col], v) {
+			fix[col] = v
+		}
+	}
+	if len(fix) == 0 {
+		return nil, nil, true, deferred, nil
+	}
+	return nil, []connector.Write{{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: fix}}, true, deferred, nil
+}
+
+// resolveDeferred fills in self-referencing lookups left NULL by a pass.
+func (e *Engine) resolveDeferred(ctx context.Context, ms *mapState, from mapping.Side) error {
+	keys, err := e.store.Deferred(ctx, ms.name, passName(from))
+	if err != nil {
+		return err
+	}
+	m := ms.m
+	to := from.Other()
+	for _, k := range keys {
+		kv, err := decodeKey(k)
+		if err != nil {
+			return err
+		}
+		eq := change.Row{}
+		for i, c := range m.KeyColumns(from) {
+			if i < len(kv) {
+				eq[c] = kv[i]
+			}
+		}
+		row, err := e.readRow(ctx, from, m.Table(from), eq)
+		if err != nil {
+			return err
+		}
+		if row != nil {
+			vals, err := e.translate(ctx, ms, from, row, false)
+			if err != nil {
+				e.initError(ctx, ms, from, k, err)
+			} else if tkey, err := keyRow(m, to, vals); err != nil {
+				e.initError(ctx, ms, from, k, err)
+			} else {
+				fix := change.Row{}
+				for _, pr := range m.Pairs(from) {
+					if pr.Lookup {
+						fix[pr.Target] = vals[pr.Target]
+					}
+				}
+				res, err := e.sides[to].conn.Apply(ctx, connector.Batch{Stream: ms.name + ":init", Writes: []connector.Write{{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: fix}}, Isolate: true})
+				if err != nil {
+					return err
+				}
+				for _, f := range res.Failed {
+					e.initError(ctx, ms, from, k, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(to)))
+				}
+			}
+		}
+		if err := e.store.DeleteDeferred(ctx, ms.name, passName(from), k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) initError(ctx context.Context, ms *mapState, from mapping.Side, key string, err error) {
+	code := problem.CodeOf(err)
+	if code == "" {
+		code = problem.RowWriteFailed
+	}
+	if serr := e.store.AddInitError(ctx, store.RowError{Map: ms.name, Direction: e.direction(from), Key: key, Code: string(code), Message: err.Error()}); serr != nil {
+		e.log.Error("record initial sync error failed", "map", ms.name, "err", serr)
+	}
+}
+
+// Rerun retries the rows that failed in the map's initial sync, and only
+// them. A row that now succeeds loses its error.
+func (e *Engine) Rerun(ctx context.Context, name, actor string) (RetryResult, error) {
+	ms, err := e.lookupMap(name)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	if ms.m == nil {
+		return RetryResult{}, problem.New(problem.MapInvalid, "map %s has validation errors", name)
+	}
+	errs, err := e.store.InitErrors(ctx, name)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	var res RetryResult
+	for _, re := range errs {
+		from := mapping.Left
+		if s, ok := e.sideIndex(directionSource(re.Direction)); ok {
+			from = s
+		}
+		res.Retried++
+		kv, err := decodeKey(re.Key)
+		if err != nil {
+			res.Failed++
+			continue
+		}
+		eq := change.Row{}
+		for i, c := range ms.m.KeyColumns(from) {
+			if i < len(kv) {
+				eq[c] = kv[i]
+			}
+		}
+		row, err := e.readRow(ctx, from, ms.m.Table(from), eq)
+		if err != nil {
+			return res, err
+		}
+		if row == nil { // the row is gone: nothing left to sync
+			_ = e.store.DeleteInitError(ctx, re.ID)
+			res.Succeeded++
+			continue
+		}
+		// The old error goes; a row that fails again records a new one.
+		if err := e.store.DeleteInitError(ctx, re.ID); err != nil {
+			return res, err
+		}
+		before, _, _ := e.store.CountErrors(ctx, name)
+		var conflicts int
+		if _, err := e.initChunk(ctx, ms, from, []change.Row{row}, false, &conflicts); err != nil {
+			return res, err
+		}
+		after, _, _ := e.store.CountErrors(ctx, name)
+		if after > before {
+			res.Failed++
+			continue
+		}
+		res.Succeeded++
+	}
+	// Errors recorded by the retried rows replace the old ones.
+	e.activity(ctx, name, actorOr(actor), "run", fmt.Sprintf("initial sync rerun: %d retried, %d succeeded, %d failed", res.Retried, res.Succeeded, res.Failed))
+	return res, nil
+}
+
+func directionSource(dir string) string {
+	src, _, _ := strings.Cut(dir, "->")
+	return src
+}

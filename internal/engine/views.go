@@ -1,0 +1,118 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/dualwrite/dualwrite/internal/connector"
+	"github.com/dualwrite/dualwrite/internal/mapping"
+)
+
+// Maps returns every map's view, in dependency order.
+func (e *Engine) Maps(ctx context.Context) ([]MapView, error) {
+	lags := e.lags(ctx)
+	out := make([]MapView, 0, len(e.order))
+	for _, n := range e.order {
+		v, err := e.view(ctx, e.maps[n], lags)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Map returns one map's view.
+func (e *Engine) Map(ctx context.Context, name string) (MapView, error) {
+	ms, err := e.lookupMap(name)
+	if err != nil {
+		return MapView{}, err
+	}
+	return e.view(ctx, ms, e.lags(ctx))
+}
+
+func (e *Engine) lags(ctx context.Context) map[mapping.Side]*SideLag {
+	out := map[mapping.Side]*SideLag{}
+	for _, s := range e.sides {
+		lr, ok := s.conn.(connector.LagReporter)
+		if !ok {
+			continue
+		}
+		l, err := lr.Lag(ctx)
+		if err != nil {
+			continue
+		}
+		out[s.idx] = &SideLag{Side: s.name, Bytes: l.Bytes, Seconds: l.Seconds, RetainedLog: l.RetainedLog}
+	}
+	return out
+}
+
+func (e *Engine) view(ctx context.Context, ms *mapState, lags map[mapping.Side]*SideLag) (MapView, error) {
+	st := e.statusOf(ms)
+	v := MapView{
+		Name:          ms.name,
+		Left:          ms.cfg.Left,
+		Right:         ms.cfg.Right,
+		Status:        st,
+		Actions:       Actions(st),
+		Master:        e.sideName(ms.master),
+		DependsOn:     e.deps(ms.name),
+		InitRowsDone:  ms.initDone.Load(),
+		InitRowsTotal: ms.initTotal.Load(),
+		Problems:      ms.problems,
+		Applied:       map[string]int64{},
+	}
+	states, err := e.store.MapStates(ctx)
+	if err != nil {
+		return v, err
+	}
+	v.LastSync = states[ms.name].LastSync
+	if v.InitErrors, v.CatchUpErrors, err = e.store.CountErrors(ctx, ms.name); err != nil {
+		return v, err
+	}
+	if qs, err := e.queue.Stats(ctx, ms.name); err == nil {
+		v.QueueDepth = qs.Depth
+		v.QueueBytes = qs.Bytes
+		if !qs.Oldest.IsZero() && qs.Depth > 0 {
+			v.QueueAgeSec = e.now().Sub(qs.Oldest).Seconds()
+		}
+	}
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		v.Applied[e.direction(s)] = ms.applied[s].Load()
+		if l := lags[s]; l != nil && st != NotRunning {
+			v.Lag = append(v.Lag, *l)
+		}
+	}
+	return v, nil
+}
+
+// InitErrors lists a map's initial sync errors.
+func (e *Engine) InitErrors(ctx context.Context, name string) ([]RowError, error) {
+	if _, err := e.lookupMap(name); err != nil {
+		return nil, err
+	}
+	errs, err := e.store.InitErrors(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RowError, 0, len(errs))
+	for _, r := range errs {
+		out = append(out, RowError{ID: r.ID, Map: r.Map, Direction: r.Direction, Key: r.Key, Code: r.Code, Message: r.Message, Time: r.At})
+	}
+	return out, nil
+}
+
+// Activity returns a map's activity log, newest first.
+func (e *Engine) Activity(ctx context.Context, name string, limit int) ([]Activity, error) {
+	if _, err := e.lookupMap(name); err != nil {
+		return nil, err
+	}
+	acts, err := e.store.Activity(ctx, name, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Activity, 0, len(acts))
+	for _, a := range acts {
+		out = append(out, Activity{ID: a.ID, Map: a.Map, Time: a.At, Actor: a.Actor, Kind: a.Kind, Message: a.Message})
+	}
+	return out, nil
+}
