@@ -69,7 +69,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 	r.queue, err = queue.Open(ctx, queue.Options{
 		Dir:       filepath.Join(cfg.Engine.DataDir, "queue"),
 		URL:       cfg.Engine.QueueURL,
-		Prefix:    "DW_" + sanitize(cfg.Link.Name),
+		Prefix:    "DW-" + sanitize(cfg.Link.Name),
 		Retention: cfg.Engine.QueueRetention.D(),
 		Logger:    log,
 	})
@@ -155,11 +155,17 @@ func Serve(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if issues := cfg.Validate(); len(issues) > 0 {
-		for _, is := range issues {
+	// Problems of the link or the engine settings stop everything; a map's
+	// own problems only keep that map from running.
+	global := 0
+	for _, is := range cfg.Validate() {
+		if is.Map == "" {
+			global++
 			log.Error("configuration problem", "problem", is.String())
 		}
-		return problem.New(problem.ConfigInvalid, "%s has %d problems; `dualwrite validate %s` lists them", path, len(issues), path)
+	}
+	if global > 0 {
+		return problem.New(problem.ConfigInvalid, "%s has %d problems; `dualwrite validate %s` lists them", path, global, path)
 	}
 	r, err := Start(ctx, cfg, log)
 	if err != nil {
@@ -182,8 +188,11 @@ func sanitize(s string) string {
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
 			out = append(out, c)
 		} else {
-			out = append(out, '_')
+			out = append(out, '-')
 		}
+	}
+	if len(out) > 29 {
+		out = out[:29] // the queue's prefix allows 32 characters with "DW-"
 	}
 	return string(out)
 }

@@ -19,8 +19,11 @@ import (
 )
 
 var (
-	convergenceOps  = flag.Int("dw.ops", 300, "operations in the randomized convergence test (tens of thousands for a long run)")
-	convergenceSeed = flag.Uint64("dw.seed", 0, "seed of the randomized convergence test (0: from the clock, printed)")
+	convergenceOps   = flag.Int("dw.ops", 300, "operations in the randomized convergence test (tens of thousands for a long run)")
+	convergenceSeed  = flag.Uint64("dw.seed", 0, "seed of the randomized convergence test (0: from the clock, printed)")
+	convergenceDebug = flag.String("dw.debug", "", "copy the engine's debug log of the randomized convergence test to this file")
+	convergenceKill  = flag.Bool("dw.kill", true, "SIGKILL the engine at random moments in the randomized convergence test")
+	convergencePause = flag.Bool("dw.pause", true, "pause and resume at random in the randomized convergence test")
 )
 
 var binary string
@@ -82,6 +85,9 @@ func (p *engineProc) start() {
 	p.t.Helper()
 	p.cmd = exec.Command(binary, "serve", "--config", p.cfg)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if *convergenceDebug != "" {
+		p.cmd.Env = append(os.Environ(), "DUALWRITE_LOG_LEVEL=debug")
+	}
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -177,6 +183,12 @@ func TestRandomizedConvergence(t *testing.T) {
 	p := &engineProc{t: t, cfg: cfg, api: "http://" + api, logs: logs}
 	p.start()
 	t.Cleanup(p.kill)
+	if *convergenceDebug != "" {
+		t.Cleanup(func() {
+			b, _ := os.ReadFile(logs.Name())
+			_ = os.WriteFile(*convergenceDebug, b, 0o644)
+		})
+	}
 	if code, body := p.post("/api/v1/maps/items/run", map[string]any{}); code != 200 {
 		t.Fatalf("run: %d %s", code, body)
 	}
@@ -193,11 +205,11 @@ func TestRandomizedConvergence(t *testing.T) {
 		// (SQLite stamps with millisecond precision).
 		time.Sleep(2 * time.Millisecond)
 		switch r := rng.IntN(100); {
-		case r < 3 && p.cmd != nil:
+		case r < 3 && *convergenceKill:
 			p.kill()
 			p.start()
 			paused = p.status("items") == "Paused"
-		case r < 8 && p.cmd != nil:
+		case r < 8 && *convergencePause:
 			if paused {
 				p.post("/api/v1/maps/items/run", map[string]any{})
 				waitFor(t, "resumed", func() bool { return p.status("items") == "Running" })
@@ -244,7 +256,7 @@ func TestRandomizedConvergence(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sides did not converge (engine log %s):\n%s", logs.Name(), lastDiff)
+			t.Fatalf("sides did not converge:\n%s\nengine warnings and errors:\n%s", lastDiff, problemsIn(logs.Name()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -275,7 +287,7 @@ type itemValues struct {
 }
 
 func witnessValues(k string) itemValues {
-	return itemValues{name: "witness " + k, qty: int64(len(k)), price: "1.2500", note: nil, kind: "A"}
+	return itemValues{name: "witness " + k, qty: int64(len(k)), price: "1.25", note: nil, kind: "A"}
 }
 
 func randomValues(rng *rand.Rand) itemValues {
@@ -299,12 +311,15 @@ func kindCode(k any) any {
 	return nil
 }
 
+// insertItem inserts a row, or does nothing when the engine has just
+// brought a row with that key from the other side (like an application
+// whose insert loses a race on its unique key).
 func insertItem(t *testing.T, db *sql.DB, side, k string, v itemValues) {
 	if side == "erp" {
-		mustExec(t, db, `INSERT INTO items (code, name, qty, price, note, kind) VALUES (?,?,?,?,?,?)`, k, v.name, v.qty, v.price, v.note, v.kind)
+		mustExec(t, db, `INSERT INTO items (code, name, qty, price, note, kind) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING`, k, v.name, v.qty, v.price, v.note, v.kind)
 		return
 	}
-	mustExec(t, db, `INSERT INTO item (itemcode, title, quantity, amount, remark, kindcode) VALUES (?,?,?,?,?,?)`, k, v.name, v.qty, v.price, v.note, kindCode(v.kind))
+	mustExec(t, db, `INSERT INTO item (itemcode, title, quantity, amount, remark, kindcode) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING`, k, v.name, v.qty, v.price, v.note, kindCode(v.kind))
 }
 
 func updateItem(t *testing.T, db *sql.DB, side, k string, v itemValues) {
@@ -380,6 +395,24 @@ func dumpItems(t *testing.T, erp, crm *sql.DB) (map[string]string, map[string]st
 	}
 	return read(erp, `SELECT code, name, qty, price, note, kind FROM items`, true),
 		read(crm, `SELECT itemcode, title, quantity, amount, remark, kindcode FROM item`, false)
+}
+
+// problemsIn returns the warning and error lines of an engine log.
+func problemsIn(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			out = append(out, line)
+		}
+	}
+	if len(out) > 60 {
+		out = out[len(out)-60:]
+	}
+	return strings.Join(out, "\n")
 }
 
 func nullable(s sql.NullString) any {

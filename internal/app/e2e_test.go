@@ -119,11 +119,11 @@ INSERT INTO account (accountid, msdyn_company, accountnumber, name, transactionc
 	if got := l.queryString(l.crm, `SELECT cdm_name FROM cdm_company WHERE cdm_companycode='demf'`); got != "Contoso Germany" {
 		t.Errorf("demf on crm: %s", got)
 	}
-	if got := l.queryString(l.erp, `SELECT name || '|' || creditlimit || '|' || custtype FROM custtable WHERE accountnum='US-003'`); got != "Adventure Works|12.0000|Person" {
+	if got := l.queryString(l.erp, `SELECT name || '|' || printf('%.4f', creditlimit) || '|' || custtype FROM custtable WHERE accountnum='US-003'`); got != "Adventure Works|12.0000|Person" {
 		t.Errorf("US-003 on erp: %s", got)
 	}
 	// The conflict (same key, different values): the master (crm) wins on both sides.
-	if got := l.queryString(l.erp, `SELECT name || '|' || creditlimit FROM custtable WHERE accountnum='US-001'`); got != "Contoso CRM name|3000.0000" {
+	if got := l.queryString(l.erp, `SELECT name || '|' || printf('%.4f', creditlimit) FROM custtable WHERE accountnum='US-001'`); got != "Contoso CRM name|3000.0000" {
 		t.Errorf("US-001 on erp after conflict: %s", got)
 	}
 	if got := l.queryString(l.crm, `SELECT currencyname FROM transactioncurrency WHERE isocurrencycode='EUR'`); got != "Euro (CRM)" {
@@ -183,12 +183,15 @@ INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES
 	l := newLink(t, erp, "")
 	l.start()
 	l.runAll()
-	var errs []struct {
-		ID             int64
-		Direction, Key string
-		Code, Message  string
+	var list struct {
+		Errors []struct {
+			ID             int64
+			Direction, Key string
+			Code, Message  string
+		}
 	}
-	l.mustCall("GET", "/api/v1/maps/customers/errors", nil, &errs)
+	l.mustCall("GET", "/api/v1/maps/customers/errors", nil, &list)
+	errs := list.Errors
 	if len(errs) != 1 || errs[0].Code != "DW3002" || !strings.Contains(errs[0].Key, "US-002") || errs[0].Direction != "erp->crm" {
 		t.Fatalf("errors = %+v", errs)
 	}
@@ -222,12 +225,12 @@ func TestLiveSyncBothWaysWithoutEcho(t *testing.T) {
 	// ERP → CRM: insert, update, delete.
 	l.exec(l.erp, `INSERT INTO custtable (dataareaid, accountnum, name, currency, creditlimit) VALUES ('usmf', 'L-1', 'Live one', 'USD', '10.0000')`)
 	l.eventually("insert reaches crm", func() (bool, string) {
-		got := l.queryString(l.crm, `SELECT name || '|' || creditlimit FROM account WHERE accountnumber='L-1'`)
+		got := l.queryString(l.crm, `SELECT name || '|' || printf('%.4f', creditlimit) FROM account WHERE accountnumber='L-1'`)
 		return got == "Live one|10.0000", got
 	})
 	l.exec(l.erp, `UPDATE custtable SET name = 'Live one, renamed', creditlimit = '11.5000' WHERE accountnum = 'L-1'`)
 	l.eventually("update reaches crm", func() (bool, string) {
-		got := l.queryString(l.crm, `SELECT name || '|' || creditlimit FROM account WHERE accountnumber='L-1'`)
+		got := l.queryString(l.crm, `SELECT name || '|' || printf('%.4f', creditlimit) FROM account WHERE accountnumber='L-1'`)
 		return got == "Live one, renamed|11.5000", got
 	})
 	// CRM → ERP.
@@ -281,7 +284,9 @@ func TestPauseQueuesAndResumeReplaysEveryValue(t *testing.T) {
 	// SQLite capture may group the three commits into fewer transactions;
 	// what matters is that they wait in the queue.
 	l.eventually("changes queued", func() (bool, string) {
-		var v struct{ QueueDepth int64 }
+		var v struct {
+			QueueDepth int64 `json:"queue_depth"`
+		}
 		l.mustCall("GET", "/api/v1/maps/customers", nil, &v)
 		return v.QueueDepth >= 1, fmt.Sprint(v.QueueDepth)
 	})
@@ -346,7 +351,9 @@ func TestCatchUpErrorsParkTheKeyAndCanBeRetriedOrDiscarded(t *testing.T) {
 	l.exec(l.erp, `INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES ('usmf', 'E-2', 'Fine', 'USD')`)
 	l.exec(l.erp, `INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES ('usmf', 'E-3', 'Also bad', 'QQQ')`)
 	l.eventually("queued", func() (bool, string) {
-		var v struct{ QueueDepth int64 }
+		var v struct {
+			QueueDepth int64 `json:"queue_depth"`
+		}
 		l.mustCall("GET", "/api/v1/maps/customers", nil, &v)
 		return v.QueueDepth >= 1, fmt.Sprint(v.QueueDepth)
 	})
@@ -455,8 +462,8 @@ func TestConcurrentEditsConverge(t *testing.T) {
 	l.mustCall("POST", "/api/v1/maps/customers/run", map[string]any{}, nil)
 	l.waitStatus("customers", "Running")
 	l.eventually("both sides converge", func() (bool, string) {
-		e := l.queryString(l.erp, `SELECT name || '|' || creditlimit FROM custtable WHERE accountnum='C-1'`)
-		c := l.queryString(l.crm, `SELECT name || '|' || creditlimit FROM account WHERE accountnumber='C-1'`)
+		e := l.queryString(l.erp, `SELECT name || '|' || printf('%.4f', creditlimit) FROM custtable WHERE accountnum='C-1'`)
+		c := l.queryString(l.crm, `SELECT name || '|' || printf('%.4f', creditlimit) FROM account WHERE accountnumber='C-1'`)
 		// The later write wins the name; the credit limit, changed only on
 		// the ERP, flows.
 		return e == c && e == "CRM edit, later|2.0000", e + " vs " + c

@@ -31,11 +31,18 @@ type Finding struct {
 func Check(ctx context.Context, path string, log *slog.Logger) ([]Finding, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
+		if issues := config.IssuesOf(err); len(issues) > 0 {
+			var out []Finding
+			for _, is := range issues {
+				out = append(out, Finding{Code: string(is.Code), Map: is.Map, Path: is.Path, Line: is.Pos.Line, Column: is.Pos.Column, Message: is.Message, Text: is.String()})
+			}
+			return out, nil
+		}
 		return []Finding{{Code: string(codeOr(err, problem.ConfigSyntax)), Message: err.Error(), Text: err.Error()}}, nil
 	}
 	var out []Finding
 	for _, is := range cfg.Validate() {
-		out = append(out, Finding{Code: string(is.Code), Path: is.Path, Line: is.Pos.Line, Column: is.Pos.Column, Message: is.Message, Text: is.String()})
+		out = append(out, Finding{Code: string(is.Code), Map: is.Map, Path: is.Path, Line: is.Pos.Line, Column: is.Pos.Column, Message: is.Message, Text: is.String()})
 	}
 	sides := map[mapping.Side]connector.Connector{}
 	for i, s := range []config.Side{cfg.Link.Left, cfg.Link.Right} {

@@ -77,6 +77,10 @@ type Change struct {
 	// absent from New and listed in Unchanged.
 	New       Row
 	Unchanged []string
+	// At is the change's own commit time when the source records one per
+	// change (SQLite triggers, which may deliver several source
+	// transactions as one Tx); zero means Tx.CommitTime.
+	At time.Time
 }
 
 // Position is a point in a side's change log. LSN orders positions within

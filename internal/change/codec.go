@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 )
@@ -35,11 +34,7 @@ func EncodeValue(v any) (json.RawMessage, error) {
 	case int64:
 		tv = taggedValue{"i", strconv.FormatInt(x, 10)}
 	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			tv = taggedValue{"f", strconv.FormatFloat(x, 'g', -1, 64)}
-		} else {
-			tv = taggedValue{"f", strconv.FormatFloat(x, 'g', -1, 64)}
-		}
+		tv = taggedValue{"f", strconv.FormatFloat(x, 'g', -1, 64)}
 	case Decimal:
 		tv = taggedValue{"d", string(x)}
 	case string:
@@ -121,17 +116,18 @@ func (r *Row) UnmarshalJSON(b []byte) error {
 }
 
 type changeJSON struct {
-	Table       string   `json:"table"`
-	Op          string   `json:"op"`
-	Old         Row      `json:"old,omitempty"`
-	OldComplete bool     `json:"old_complete,omitempty"`
-	New         Row      `json:"new,omitempty"`
-	Unchanged   []string `json:"unchanged,omitempty"`
+	Table       string    `json:"table"`
+	Op          string    `json:"op"`
+	Old         Row       `json:"old,omitempty"`
+	OldComplete bool      `json:"old_complete,omitempty"`
+	New         Row       `json:"new,omitempty"`
+	Unchanged   []string  `json:"unchanged,omitempty"`
+	At          time.Time `json:"at,omitzero"`
 }
 
 // MarshalJSON encodes the change with its op as a word.
 func (c Change) MarshalJSON() ([]byte, error) {
-	return json.Marshal(changeJSON{c.Table, c.Op.String(), c.Old, c.OldComplete, c.New, c.Unchanged})
+	return json.Marshal(changeJSON{c.Table, c.Op.String(), c.Old, c.OldComplete, c.New, c.Unchanged, c.At})
 }
 
 // UnmarshalJSON decodes a change written by MarshalJSON.
@@ -144,7 +140,7 @@ func (c *Change) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*c = Change{Table: j.Table, Op: op, Old: j.Old, OldComplete: j.OldComplete, New: j.New, Unchanged: j.Unchanged}
+	*c = Change{Table: j.Table, Op: op, Old: j.Old, OldComplete: j.OldComplete, New: j.New, Unchanged: j.Unchanged, At: j.At}
 	return nil
 }
 

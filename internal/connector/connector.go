@@ -144,6 +144,9 @@ const (
 	UpdateOnly
 	// Delete deletes the row with Key, if it exists.
 	Delete
+	// InsertOnly inserts the row when no row has Key; when one does, the
+	// write is not applied and is reported in Result.Unmatched.
+	InsertOnly
 )
 
 // Write is one row write on the target side, already mapped: table and
@@ -154,6 +157,13 @@ type Write struct {
 	Key    change.Row
 	Op     WriteOp
 	Values change.Row
+	// Expect makes the write conditional (compare-and-set): when the row
+	// with Key exists, the write applies only if the row's current values
+	// of these columns equal Expect (compared with Batch.Equal); otherwise
+	// nothing is written and the write is reported in Result.Unmatched.
+	// A missing row is inserted by Upsert and ignored by UpdateOnly and
+	// Delete, whatever Expect says. Empty Expect: unconditional.
+	Expect change.Row
 	// Ref is an opaque reference the engine uses to match errors to
 	// source rows.
 	Ref int
@@ -172,6 +182,9 @@ type Batch struct {
 	// each): failed writes are reported in Result.Failed and the rest
 	// commits. Without Isolate the first failure rolls back the batch.
 	Isolate bool
+	// Equal compares a row's current value (as Scan returns it) with an
+	// expected one, for Write.Expect. Nil means reflect.DeepEqual.
+	Equal func(have, want any) bool
 }
 
 // MaxBatchRows is the largest number of writes in one target transaction.
@@ -189,6 +202,9 @@ type Result struct {
 	// position, so the batch was already applied and nothing was written.
 	Skipped bool
 	Failed  []WriteError
+	// Unmatched lists the Refs of conditional writes (Expect, InsertOnly)
+	// that were not applied because the row did not match.
+	Unmatched []int
 }
 
 // Applier writes batches.
@@ -209,7 +225,10 @@ type CaptureOptions struct {
 	// Tables to watch. Changes to other tables are not reported.
 	Tables []string
 	// From is the last position already handled: capture resumes after it.
-	// A zero From starts at the connector's current end of log.
+	// A zero From resumes after the last position acknowledged to the
+	// source (a slot's confirmed position, the trimmed end of a change
+	// table); a source that keeps no such state starts at its current end
+	// of log and reports that start through Positioner.
 	From change.Position
 	// Tables that need the complete old row image on update and delete.
 	FullOld []string
@@ -237,6 +256,13 @@ type Capturer interface {
 }
 
 // Optional capabilities, found by type assertion.
+
+// Positioner is implemented by capturers that can say where they start,
+// so the engine can persist it before anything is delivered (for sources
+// that do not keep a consumer's position themselves).
+type Positioner interface {
+	Position() change.Position
+}
 
 // EchoCounter is implemented by capturers that count the engine's own
 // writes they dropped.
@@ -277,3 +303,17 @@ type LagReporter interface {
 
 // Clock abstracts time for connectors that timestamp changes themselves.
 type Clock func() time.Time
+
+func (o WriteOp) String() string {
+	switch o {
+	case Upsert:
+		return "upsert"
+	case UpdateOnly:
+		return "update"
+	case Delete:
+		return "delete"
+	case InsertOnly:
+		return "insert"
+	}
+	return "op?"
+}

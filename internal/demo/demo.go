@@ -126,6 +126,15 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if o.Once {
+		// Stop every map, dependents first, so that the sides release
+		// their capture resources (a replication slot must not outlive
+		// the demo and pin WAL).
+		names := t.eng.MapNames()
+		for i := len(names) - 1; i >= 0; i-- {
+			if err := t.post(ctx, "/api/v1/maps/"+names[i]+"/stop", nil, nil); err != nil {
+				return err
+			}
+		}
 		if !equal {
 			return ErrDiverged
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/change"
@@ -31,12 +32,22 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 	ms.applyMu.Lock()
 	defer ms.applyMu.Unlock()
 	to := from.Other()
-	var writes, fixups []connector.Write
+	var writes []connector.Write
+	// Fix-ups are kept per key: a later change to the same key in this
+	// transaction is the source's newer reality and replaces the earlier
+	// change's fix-ups (which would otherwise undo it, being applied after
+	// every target write).
+	fixupsByKey := map[string][]connector.Write{}
+	var fixupOrder []string
 	type ref struct {
 		c   change.Change
 		key string
 	}
 	refs := map[int]ref{}
+	// Shadows changed by this transaction's plans; saved once its target
+	// writes have committed.
+	shadows := map[string]*shadowState{}
+	var shadowOrder []string
 	for i, c := range tx.Changes {
 		keyHint := keyHintOf(ms.m, from, c)
 		if ms.parked[keyHint] {
@@ -45,7 +56,11 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 			e.park(ctx, ms, from, tx, c, keyHint, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
 			continue
 		}
-		p, err := e.plan(ctx, ms, from, tx.CommitTime, c)
+		at := tx.CommitTime
+		if !c.At.IsZero() {
+			at = c.At
+		}
+		p, err := e.plan(ctx, ms, from, at, c, shadows)
 		if err != nil {
 			if isTransient(err) {
 				return err
@@ -57,20 +72,29 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 			e.park(ctx, ms, from, tx, c, p.key, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
 			continue
 		}
+		if e.log.Enabled(ctx, slog.LevelDebug) {
+			e.log.Debug("change planned", "map", ms.name, "direction", e.direction(from), "key", p.key, "op", c.Op.String(),
+				"at", at.UnixNano(), "writes", describeWrites(p.target), "fixups", describeWrites(p.fixups), "skipped", p.skipped)
+		}
 		if p.shadow != nil {
-			if err := e.saveShadow(ctx, ms, p.key, p.shadow); err != nil {
-				return err
+			if _, seen := shadows[p.key]; !seen {
+				shadowOrder = append(shadowOrder, p.key)
 			}
+			shadows[p.key] = p.shadow
 		}
 		for _, w := range p.target {
 			w.Ref = i
 			writes = append(writes, w)
 		}
-		fixups = append(fixups, p.fixups...)
+		if _, seen := fixupsByKey[p.key]; !seen {
+			fixupOrder = append(fixupOrder, p.key)
+		}
+		fixupsByKey[p.key] = p.fixups
 		refs[i] = ref{c, p.key}
 	}
 	stream := ms.name + ":" + e.direction(from)
 	chunks := splitWrites(writes)
+	failedRefs := map[int]bool{}
 	for k, chunk := range chunks {
 		pos := tx.Position
 		if len(chunks) > 1 {
@@ -85,9 +109,28 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 		}
 		for _, f := range failed {
 			r := refs[f.Ref]
+			failedRefs[f.Ref] = true
 			e.park(ctx, ms, from, tx, r.c, r.key, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(to)))
 		}
-		ms.applied[from].Add(int64(len(chunk) - len(failed)))
+	}
+	appliedRefs := map[int]bool{}
+	for _, w := range writes {
+		if !failedRefs[w.Ref] {
+			appliedRefs[w.Ref] = true
+		}
+	}
+	ms.applied[from].Add(int64(len(appliedRefs)))
+	// Invariant: the conflict shadow is saved only after the target writes
+	// committed; a crash before replays the transaction, which plans the
+	// same writes again from the unchanged shadow.
+	for _, k := range shadowOrder {
+		if err := e.saveShadow(ctx, ms, k, shadows[k]); err != nil {
+			return err
+		}
+	}
+	var fixups []connector.Write
+	for _, k := range fixupOrder {
+		fixups = append(fixups, fixupsByKey[k]...)
 	}
 	if len(fixups) > 0 {
 		for _, chunk := range splitWrites(fixups) {
@@ -115,8 +158,13 @@ func (e *Engine) applyBatch(ctx context.Context, to mapping.Side, b connector.Ba
 		return nil, nil
 	}
 	conn := e.sides[to].conn
+	b.Equal = mapping.Equal
 	res, err := conn.Apply(ctx, b)
 	if err == nil {
+		if res.Skipped || len(res.Unmatched) > 0 {
+			e.log.Debug("batch applied", "side", e.sideName(to), "stream", b.Stream, "position", b.Position.String(),
+				"writes", len(b.Writes), "skipped", res.Skipped, "unmatched", len(res.Unmatched))
+		}
 		return res.Failed, nil
 	}
 	b.Isolate = true
@@ -178,7 +226,7 @@ func keyHintOf(m *mapping.Map, from mapping.Side, c change.Change) string {
 
 // plan turns a source change into target writes, applying the map, the
 // lookups and the conflict rule.
-func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at time.Time, c change.Change) (planned, error) {
+func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at time.Time, c change.Change, shadows map[string]*shadowState) (planned, error) {
 	m := ms.m
 	to := from.Other()
 	src := c.New
@@ -242,58 +290,43 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 		p.target = append(p.target, plainWrite(m, to, c.Op, tkey, values, c.Unchanged, m.Pairs(from)))
 		return p, nil
 	}
-	sh, err := e.loadShadow(ctx, ms, key)
-	if err != nil {
-		return planned{}, err
+	sh := shadows[key]
+	if sh == nil {
+		if sh, err = e.loadShadow(ctx, ms, key); err != nil {
+			return planned{}, err
+		}
 	}
+	p.shadow = sh
 	rule := conflictRule{at: at.UnixNano(), from: from, master: ms.master}
-	switch c.Op {
-	case change.Delete:
-		if !rule.wins(sh.Row) {
-			// A newer write on the other side keeps the record alive: put
-			// it back on this side.
-			row, err := e.readRow(ctx, to, m.Table(to), tkey)
-			if err != nil {
-				return planned{}, err
-			}
-			if row != nil {
-				back, err := e.translate(ctx, ms, to, row, false)
-				if err != nil {
-					return planned{}, err
-				}
-				p.fixups = append(p.fixups, plainWrite(m, from, change.Insert, skey, back, nil, m.Pairs(to)))
-			}
-			p.skipped = true
-			return p, nil
-		}
-		prev := sh.Row
-		sh.Row = &stamp{At: rule.at, Side: int(from), Deleted: true}
-		p.shadow = sh
-		p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Delete})
-		if prev != nil && prev.Side != int(from) && !prev.Deleted {
-			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Delete})
-		}
-		return p, nil
+	if c.Op == change.Delete {
+		return e.planDelete(ctx, ms, from, rule, sh, p, tkey, skey)
 	}
 
 	// Insert or update.
+	raw := rawValues(src, c.Unchanged)
 	if sh.Row != nil && sh.Row.Deleted && !rule.wins(sh.Row) {
-		// The record was deleted on the other side after this change.
-		p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Delete})
+		// The record was deleted on the other side after this change: it
+		// goes here too, unless the user changed it again since.
+		p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Delete, Expect: raw})
+		sh.deletedOn(from)
 		p.skipped = true
 		return p, nil
 	}
 	resurrect := c.Op == change.Insert || (sh.Row != nil && sh.Row.Deleted)
+	known := sh.Row
+	sh.forgetMatching(from, raw)
 	if sh.Row == nil || rule.wins(sh.Row) {
-		if resurrect && sh.Row != nil && sh.Row.Deleted && sh.Row.Side != int(from) {
-			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Upsert, Values: rawValues(src, c.Unchanged)})
+		if resurrect && sh.Gone[from] {
+			// The engine deleted the record here; this newer change
+			// brings it back.
+			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.InsertOnly, Values: raw})
+			sh.wroteOn(from, raw)
 		}
 		sh.Row = &stamp{At: rule.at, Side: int(from)}
 	}
 	changed := changedPairs(m, from, c, resurrect)
 	keep := map[string]bool{}
 	var lost []mapping.Pair
-	var regain []mapping.Pair
 	for _, pr := range m.Pairs(from) {
 		if !both[pr.Index] {
 			keep[pr.Target] = true // one-way columns always flow
@@ -303,17 +336,24 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			continue
 		}
 		prev := sh.Cols[pr.Index]
-		if rule.wins(prev) {
-			keep[pr.Target] = true
-			sh.Cols[pr.Index] = &stamp{At: rule.at, Side: int(from)}
-			if prev != nil && prev.Side != int(from) {
-				regain = append(regain, pr)
-			}
-		} else {
+		if !rule.wins(prev) {
 			lost = append(lost, pr)
+			continue
+		}
+		keep[pr.Target] = true
+		sh.Cols[pr.Index] = &stamp{At: rule.at, Side: int(from)}
+		// The engine may have written an older value of the other side
+		// here after this change committed: put this change's value back,
+		// only where the engine's value is still there (compare-and-set),
+		// so a newer user change is never overwritten.
+		if w, ok := sh.Wrote[from][pr.Source]; ok && sh.Wrote[from] != nil {
+			if v, ok := src[pr.Source]; ok && !mapping.Equal(v, w) {
+				p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly,
+					Values: change.Row{pr.Source: v}, Expect: change.Row{pr.Source: w}})
+				sh.wroteOn(from, change.Row{pr.Source: v})
+			}
 		}
 	}
-	p.shadow = sh
 	vals := change.Row{}
 	for col, v := range values {
 		if keep[col] {
@@ -323,26 +363,32 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 	for col, v := range tkey {
 		vals[col] = v
 	}
-	if len(vals) > len(tkey) || resurrect {
-		op := connector.Upsert
-		p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: op, Values: vals})
-	}
-	// Make sure the source side holds the winning values too: the engine
-	// may have overwritten a newer source value with an older one before
-	// this change was captured (regain), and a losing column must get the
-	// other side's newer value back (lost).
-	if len(regain) > 0 {
-		fix := change.Row{}
-		for _, pr := range regain {
-			if v, ok := src[pr.Source]; ok {
-				fix[pr.Source] = v
+	if len(vals) > len(tkey) || resurrect || known == nil {
+		if resurrect || known == nil {
+			// The record may be missing on the target (a new record, one
+			// deleted there, or one never synced live): create it whole if
+			// so, without touching a row that exists.
+			full := values.Clone()
+			for col, v := range tkey {
+				full[col] = v
 			}
+			p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.InsertOnly, Values: full})
+			sh.wroteOn(to, full)
 		}
-		if len(fix) > 0 {
-			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: fix})
+		// A record known to exist is only updated, never re-created: if
+		// the target's user deleted it meanwhile, that delete is captured
+		// and decided by the rule.
+		p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: vals})
+		sh.wroteOn(to, vals)
+		if fix, err := e.derivedAfterWrite(ctx, ms, from, to, tkey, skey, vals); err != nil {
+			return planned{}, err
+		} else if fix != nil {
+			p.fixups = append(p.fixups, *fix)
 		}
 	}
 	if len(lost) > 0 {
+		// A newer change on the other side won these columns: the source
+		// gets the winning values, unless its user changed them again.
 		row, err := e.readRow(ctx, to, m.Table(to), tkey)
 		if err != nil {
 			return planned{}, err
@@ -352,14 +398,12 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			if err != nil {
 				return planned{}, err
 			}
-			fix := change.Row{}
 			for _, pr := range lost {
 				if v, ok := back[pr.Source]; ok {
-					fix[pr.Source] = v
+					p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly,
+						Values: change.Row{pr.Source: v}, Expect: change.Row{pr.Source: src[pr.Source]}})
+					sh.wroteOn(from, change.Row{pr.Source: v})
 				}
-			}
-			if len(fix) > 0 {
-				p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: fix})
 			}
 		}
 	}
@@ -367,6 +411,100 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 		p.skipped = true
 	}
 	return p, nil
+}
+
+// planDelete applies the conflict rule to a delete.
+func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side, rule conflictRule, sh *shadowState, p planned, tkey, skey change.Row) (planned, error) {
+	m := ms.m
+	to := from.Other()
+	if !rule.wins(sh.Row) {
+		// A newer write on the other side keeps the record alive: put it
+		// back here, unless the user re-created it meanwhile.
+		row, err := e.readRow(ctx, to, m.Table(to), tkey)
+		if err != nil {
+			return planned{}, err
+		}
+		if row != nil {
+			back, err := e.translate(ctx, ms, to, row, false)
+			if err != nil {
+				return planned{}, err
+			}
+			for k, v := range skey {
+				back[k] = v
+			}
+			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.InsertOnly, Values: back})
+			sh.wroteOn(from, back)
+		}
+		p.skipped = true
+		return p, nil
+	}
+	sh.Row = &stamp{At: rule.at, Side: int(from), Deleted: true}
+	p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Delete})
+	sh.deletedOn(to)
+	if w := sh.Wrote[from]; w != nil && !sh.Gone[from] {
+		// The engine may have re-created or updated the record here after
+		// the user deleted it: remove what the engine wrote, and only that.
+		p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Delete, Expect: w})
+	}
+	sh.deletedOn(from)
+	return p, nil
+}
+
+// derivedAfterWrite returns the source-side write of the one-way columns
+// that the target derives, computed on the target row as it will be after
+// the write of vals; nil when the map has none.
+func (e *Engine) derivedAfterWrite(ctx context.Context, ms *mapState, from, to mapping.Side, tkey, skey, vals change.Row) (*connector.Write, error) {
+	if !hasDerivedBack(ms.m, from) {
+		return nil, nil
+	}
+	post, err := e.readRow(ctx, to, ms.m.Table(to), tkey)
+	if err != nil {
+		return nil, err
+	}
+	if post == nil {
+		post = change.Row{}
+	}
+	for k, v := range vals {
+		post[k] = v
+	}
+	back := e.derivedBack(ctx, ms, from, post)
+	if len(back) == 0 {
+		return nil, nil
+	}
+	return &connector.Write{Table: ms.m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: back}, nil
+}
+
+func hasDerivedBack(m *mapping.Map, from mapping.Side) bool {
+	to := from.Other()
+	if !m.Flows(to) {
+		return false
+	}
+	fwd := map[int]bool{}
+	if m.Flows(from) {
+		for _, p := range m.Pairs(from) {
+			fwd[p.Index] = true
+		}
+	}
+	for _, p := range m.Pairs(to) {
+		if !fwd[p.Index] {
+			return true
+		}
+	}
+	return false
+}
+
+func describeWrites(ws []connector.Write) string {
+	var b []byte
+	for i, w := range ws {
+		if i > 0 {
+			b = append(b, ';')
+		}
+		b = fmt.Appendf(b, "%s:%d cols", w.Op, len(w.Values))
+		if len(w.Expect) > 0 {
+			b = append(b, " (conditional)"...)
+		}
+	}
+	return string(b)
 }
 
 // plainWrite builds the target write of a change without conflict rules.
@@ -411,6 +549,59 @@ func bothWayPairs(m *mapping.Map, from mapping.Side) map[int]bool {
 	for _, p := range m.Pairs(from) {
 		if back[p.Index] {
 			out[p.Index] = true
+		}
+	}
+	return out
+}
+
+// bothWayTargets returns the target-side columns (on from.Other()) of the
+// pairs that flow both ways.
+func bothWayTargets(m *mapping.Map, from mapping.Side) map[string]bool {
+	both := bothWayPairs(m, from)
+	out := map[string]bool{}
+	for _, p := range m.Pairs(from) {
+		if both[p.Index] {
+			out[p.Target] = true
+		}
+	}
+	return out
+}
+
+// derivedBack computes the columns that flow one way only, from the target
+// back to the source (for example an expression over the target row), from
+// the target row as it is after a write (post). It returns source-side
+// columns and values; a failure to compute them is logged, never fatal,
+// because they are derived data.
+func (e *Engine) derivedBack(ctx context.Context, ms *mapState, from mapping.Side, post change.Row) change.Row {
+	m := ms.m
+	to := from.Other()
+	if !m.Flows(to) || post == nil {
+		return nil
+	}
+	fwd := map[int]bool{}
+	if m.Flows(from) {
+		for _, p := range m.Pairs(from) {
+			fwd[p.Index] = true
+		}
+	}
+	var back []mapping.Pair
+	for _, p := range m.Pairs(to) {
+		if !fwd[p.Index] {
+			back = append(back, p)
+		}
+	}
+	if len(back) == 0 {
+		return nil
+	}
+	vals, _, err := e.translateDeferred(ctx, m, to, post, false, 0)
+	if err != nil {
+		e.log.Debug("derived columns not computed", "map", ms.name, "err", err)
+		return nil
+	}
+	out := change.Row{}
+	for _, p := range back {
+		if v, ok := vals[p.Target]; ok {
+			out[p.Target] = v
 		}
 	}
 	return out

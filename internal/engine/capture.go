@@ -90,6 +90,17 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 			e.sleep(ctx, &backoff)
 			continue
 		}
+		if p, ok := capt.(connector.Positioner); ok && from.IsZero() {
+			// Invariant: a source that does not keep our position gets its
+			// start recorded before anything is delivered, so a restart
+			// resumes there instead of at a later end of log.
+			if err := e.store.SetSidePosition(ctx, s.name, p.Position()); err != nil {
+				capt.Close()
+				answer(err)
+				e.sleep(ctx, &backoff)
+				continue
+			}
+		}
 		s.tables, s.opened = tables, true
 		backoff = 100 * time.Millisecond
 		answer(nil)
@@ -132,6 +143,7 @@ func (e *Engine) pump(ctx context.Context, s *sideLoop, capt connector.Capturer,
 		if ec, ok := capt.(connector.EchoCounter); ok {
 			e.echo[s.idx].Store(ec.EchoesSuppressed())
 		}
+		e.log.Debug("transaction captured", "side", s.name, "position", r.tx.Position.String(), "changes", len(r.tx.Changes))
 		if err := e.handleTx(ctx, s, r.tx); err != nil {
 			return err
 		}
@@ -198,10 +210,11 @@ func (e *Engine) routeMap(ctx context.Context, ms *mapState, from mapping.Side, 
 	case Running:
 		return e.applyTx(ctx, ms, from, tx)
 	case Paused, Initializing, Resuming:
-		_, err := e.queue.Append(ctx, queue.Entry{Map: ms.name, Direction: e.sideName(from), Tx: tx, EnqueuedAt: e.now()})
+		seq, err := e.queue.Append(ctx, queue.Entry{Map: ms.name, Direction: e.sideName(from), Tx: tx, EnqueuedAt: e.now()})
 		if err != nil {
 			return fmt.Errorf("queue change: %w", err)
 		}
+		e.log.Debug("transaction queued", "map", ms.name, "side", e.sideName(from), "position", tx.Position.String(), "seq", seq)
 		return nil
 	}
 	return nil // Not running: the map does not sync

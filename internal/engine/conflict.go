@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/mapping"
 )
 
@@ -29,6 +30,38 @@ type stamp struct {
 type shadowState struct {
 	Row  *stamp         `json:"row,omitempty"`
 	Cols map[int]*stamp `json:"cols,omitempty"`
+	// Wrote holds, per side, the values the engine last wrote there for
+	// this record (that side's column names), and Gone whether the
+	// engine's last write there deleted it. Fix-ups on a side are
+	// compare-and-set against these values, so they only ever replace the
+	// engine's own writes, never a newer user change.
+	Wrote [2]change.Row `json:"wrote"`
+	Gone  [2]bool       `json:"gone"`
+}
+
+func (sh *shadowState) wroteOn(s mapping.Side, vals change.Row) {
+	if sh.Wrote[s] == nil {
+		sh.Wrote[s] = change.Row{}
+	}
+	for k, v := range vals {
+		sh.Wrote[s][k] = v
+	}
+	sh.Gone[s] = false
+}
+
+// forgetMatching drops the engine-written values of side s that a user
+// change from s now holds too: whoever wrote last, the side has that value.
+func (sh *shadowState) forgetMatching(s mapping.Side, row change.Row) {
+	for k, w := range sh.Wrote[s] {
+		if v, ok := row[k]; ok && mapping.Equal(v, w) {
+			delete(sh.Wrote[s], k)
+		}
+	}
+}
+
+func (sh *shadowState) deletedOn(s mapping.Side) {
+	sh.Wrote[s] = nil
+	sh.Gone[s] = true
 }
 
 type conflictRule struct {

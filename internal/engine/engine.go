@@ -124,6 +124,11 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 
 	compiled, issues := mapping.CompileAll(e.cfg, e.describeAll(ctx))
 	byMap := map[string][]string{}
+	for _, is := range e.cfg.Validate() {
+		if is.Map != "" {
+			byMap[is.Map] = append(byMap[is.Map], is.String())
+		}
+	}
 	for _, is := range issues {
 		byMap[is.Map] = append(byMap[is.Map], is.String())
 	}

@@ -51,6 +51,14 @@ func (e *Engine) initialSync(ctx context.Context, ms *mapState) error {
 		if !m.Flows(from) {
 			continue
 		}
+		if !first {
+			// The second pass also reads the rows the first one created.
+			n, err := e.sides[from].conn.Count(ctx, m.Table(from), nil)
+			if err != nil {
+				return fmt.Errorf("count %s on %s: %w", m.Table(from), e.sideName(from), err)
+			}
+			ms.initTotal.Store(ms.initDone.Load() + n)
+		}
 		n, err := e.initPass(ctx, ms, from, !first)
 		conflicts += n
 		if err != nil {
@@ -68,7 +76,7 @@ func (e *Engine) initialSync(ctx context.Context, ms *mapState) error {
 	initErrs, _, _ := e.store.CountErrors(ctx, ms.name)
 	e.activity(ctx, ms.name, "engine", "run", fmt.Sprintf("initial sync finished: %d rows, %d conflicts resolved by master %s, %d errors",
 		ms.initDone.Load(), conflicts, e.sideName(ms.master), initErrs))
-	return e.store.SetInitCounts(ctx, ms.name, ms.initDone.Load(), total)
+	return e.store.SetInitCounts(ctx, ms.name, ms.initDone.Load(), ms.initTotal.Load())
 }
 
 // scanOrder is the key order of a side with the company column first.
@@ -227,7 +235,9 @@ func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.S
 }
 
 // reconcile decides what one source row needs: writes on the target, and
-// writes back on the source when the target is the master of a conflict.
+// writes back on the source when the target is the master of a conflict or
+// when one-way columns flow back from the target (values the target
+// derives, such as an expression over the row).
 func (e *Engine) reconcile(ctx context.Context, ms *mapState, from mapping.Side, row change.Row, onlyMissing bool) (target, source []connector.Write, conflict, deferred bool, err error) {
 	m := ms.m
 	to := from.Other()
@@ -239,57 +249,93 @@ func (e *Engine) reconcile(ctx context.Context, ms *mapState, from mapping.Side,
 	if err != nil {
 		return nil, nil, false, false, err
 	}
-	have, err := e.readRow(ctx, to, m.Table(to), tkey)
-	if err != nil {
-		return nil, nil, false, false, err
-	}
-	if have == nil {
-		w := connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Upsert, Values: vals}
-		return []connector.Write{w}, nil, false, deferred, nil
-	}
-	if onlyMissing {
-		return nil, nil, false, deferred, nil
-	}
-	want := vals.Clone()
-	for _, pr := range m.Pairs(from) {
-		if pr.Lookup && deferred && want[pr.Target] == nil {
-			delete(want, pr.Target) // filled in by the last pass
-		}
-	}
-	diff := mapping.Diff(want, have)
-	if len(diff) == 0 {
-		return nil, nil, false, deferred, nil
-	}
-	if ms.master == from {
-		fix := change.Row{}
-		for _, c := range diff {
-			fix[c] = want[c]
-		}
-		return []connector.Write{{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: fix}}, nil, true, deferred, nil
-	}
-	// The target is the master: its values go back to the source, for the
-	// columns that flow that way.
-	if !m.Flows(to) {
-		return nil, nil, true, deferred, nil
-	}
-	back, _, err := e.translateDeferred(ctx, m, to, have, false, 0)
-	if err != nil {
-		return nil, nil, false, false, err
-	}
 	skey, err := keyRow(m, from, row)
 	if err != nil {
 		return nil, nil, false, false, err
 	}
-	fix := change.Row{}
-	for col, v := range back {
-		if !mapping.Equal(row[col], v) {
-			fix[col] = v
+	have, err := e.readRow(ctx, to, m.Table(to), tkey)
+	if err != nil {
+		return nil, nil, false, false, err
+	}
+	var post change.Row
+	back := change.Row{}
+	if have == nil {
+		target = append(target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Upsert, Values: vals})
+		post = vals.Clone()
+	} else {
+		if onlyMissing {
+			return nil, nil, false, deferred, nil
+		}
+		want := vals.Clone()
+		for _, pr := range m.Pairs(from) {
+			if pr.Lookup && deferred && want[pr.Target] == nil {
+				delete(want, pr.Target) // filled in by the last pass
+			}
+		}
+		both := bothWayTargets(m, from)
+		fix := change.Row{}
+		var bothDiff []string
+		for _, c := range mapping.Diff(want, have) {
+			if both[c] {
+				bothDiff = append(bothDiff, c)
+			} else {
+				fix[c] = want[c] // one-way columns always flow
+			}
+		}
+		if len(bothDiff) > 0 {
+			conflict = true
+			if ms.master == from {
+				for _, c := range bothDiff {
+					fix[c] = want[c]
+				}
+			} else {
+				// The target is the master: its values go back to the source.
+				theirs, _, err := e.translateDeferred(ctx, m, to, have, false, 0)
+				if err != nil {
+					return nil, nil, false, false, err
+				}
+				for col := range bothWayTargets(m, to) {
+					if v, ok := theirs[col]; ok && !mapping.Equal(row[col], v) {
+						back[col] = v
+					}
+				}
+				// One-way columns are computed from the source row as it
+				// will be once the master's values are back on it.
+				if len(back) > 0 {
+					rowPost := row.Clone()
+					for k, v := range back {
+						rowPost[k] = v
+					}
+					valsPost, _, err := e.translateDeferred(ctx, m, from, rowPost, true, 0)
+					if err != nil {
+						return nil, nil, false, false, err
+					}
+					fix = change.Row{}
+					for c, v := range valsPost {
+						if !both[c] && !mapping.Equal(v, have[c]) {
+							fix[c] = v
+						}
+					}
+				}
+			}
+		}
+		if len(fix) > 0 {
+			target = append(target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: fix})
+		}
+		post = have.Clone()
+		for k, v := range fix {
+			post[k] = v
 		}
 	}
-	if len(fix) == 0 {
-		return nil, nil, true, deferred, nil
+	for col, v := range e.derivedBack(ctx, ms, from, post) {
+		if !mapping.Equal(row[col], v) {
+			back[col] = v
+		}
 	}
-	return nil, []connector.Write{{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: fix}}, true, deferred, nil
+	if len(back) > 0 {
+		source = append(source, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: back})
+	}
+	return target, source, conflict, deferred, nil
 }
 
 // resolveDeferred fills in self-referencing lookups left NULL by a pass.

@@ -232,6 +232,7 @@ func (c *compiler) columns() {
 		}
 
 		if col.HasDefault {
+			reported := false
 			for _, s := range []Side{Left, Right} {
 				to := s.Other()
 				if !p.flows[s] {
@@ -239,7 +240,8 @@ func (c *compiler) columns() {
 				}
 				v, err := Coerce(col.Default, p.kinds[to])
 				if err != nil {
-					if okKind[to] {
+					if okKind[to] && !reported {
+						reported = true
 						c.add(problem.TypeMismatch, cp+".default", col.Pos, "default %q cannot be written to %s column %s; use a value of the column's type",
 							textOf(col.Default), p.kinds[to], c.qualified(to, c.out.tables[to].Name, p.cols[to]))
 					}
@@ -300,11 +302,11 @@ func valueMapEntries(col config.ColumnMap) [][2]string {
 
 func (c *compiler) kindIssue(path string, pos config.Pos, a Side, ac string, b Side, bc string, kinds [2]connector.Kind) {
 	c.add(problem.TypeMismatch, path, pos, "columns %s (%s) and %s (%s) cannot carry each other's values; add a value_map or an expression, or map columns of compatible types",
-		c.qualified(a, c.out.tables[a].Name, ac), c.typeOf(a, c.out.tables[a], ac, kinds[a]),
-		c.qualified(b, c.out.tables[b].Name, bc), c.typeOf(b, c.out.tables[b], bc, kinds[b]))
+		c.qualified(a, c.out.tables[a].Name, ac), c.typeOf(c.out.tables[a], ac, kinds[a]),
+		c.qualified(b, c.out.tables[b].Name, bc), c.typeOf(c.out.tables[b], bc, kinds[b]))
 }
 
-func (c *compiler) typeOf(_ Side, t connector.Table, col string, k connector.Kind) string {
+func (c *compiler) typeOf(t connector.Table, col string, k connector.Kind) string {
 	if cd, ok := t.Column(col); ok && cd.Type != "" && !strings.EqualFold(cd.Type, string(k)) {
 		return fmt.Sprintf("%s, %s", cd.Type, k)
 	}
@@ -367,18 +369,25 @@ func (c *compiler) lookups() {
 				relName = rel.Right
 			}
 			refField := lp + "." + s.String() + "_ref"
+			self := rel.Name == c.m.Name
 			t, known := c.tables(s, relName)
 			if !known {
-				if relName != "" {
+				// A self-reference's table is the map's own, reported once
+				// above.
+				if relName != "" && !self {
 					c.add(problem.UnknownTable, lp+".map", l.Pos, "lookup through map %s: table %s does not exist on the %s side; create it or fix map %s",
 						rel.Name, c.qualified(s, relName), c.out.sideNames[s], rel.Name)
 				}
 				continue
 			}
 			relTables[s] = t
-			if *refs[s] == "" {
+			defaulted := *refs[s] == ""
+			if defaulted {
 				ref, ok := defaultRef(rel, s, t)
 				if !ok {
+					if self && len(rel.Key) == 0 {
+						continue // the missing key is reported once
+					}
 					c.add(problem.ConfigInvalid, refField, l.Pos, "lookup through map %s: cannot tell which column of %s the lookup references (the map's key and the table's primary key have several columns); set %s_ref",
 						rel.Name, c.qualified(s, t.Name), s)
 					continue
@@ -387,6 +396,9 @@ func (c *compiler) lookups() {
 			}
 			refCol, exists := t.Column(*refs[s])
 			if !exists {
+				if self && defaulted {
+					continue // a key column of this map, reported by key()
+				}
 				c.add(problem.UnknownColumn, refField, l.Pos, "lookup through map %s: column %s does not exist; %s",
 					rel.Name, c.qualified(s, t.Name, *refs[s]), suggestColumn(t, *refs[s]))
 				continue
@@ -394,8 +406,8 @@ func (c *compiler) lookups() {
 			col := p.cols[s]
 			if ok[s] && !compatible(p.kinds[s], refCol.Kind) {
 				c.add(problem.TypeMismatch, lp+"."+s.String(), l.Pos, "lookup column %s (%s) cannot hold values of the referenced column %s (%s); reference a column of a compatible type with %s_ref",
-					c.qualified(s, c.out.tables[s].Name, col), c.typeOf(s, c.out.tables[s], col, p.kinds[s]),
-					c.qualified(s, t.Name, refCol.Name), c.typeOf(s, t, refCol.Name, refCol.Kind), s)
+					c.qualified(s, c.out.tables[s].Name, col), c.typeOf(c.out.tables[s], col, p.kinds[s]),
+					c.qualified(s, t.Name, refCol.Name), c.typeOf(t, refCol.Name, refCol.Kind), s)
 			}
 		}
 		c.out.lookups[j] = l

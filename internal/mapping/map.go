@@ -54,7 +54,9 @@ type pair struct {
 type Translated struct {
 	// Values holds target column → value for every plain column pair
 	// flowing this way (key columns included, lookup columns excluded),
-	// transforms applied, coerced to the target column's kind.
+	// transforms applied, coerced to the target column's kind. A pair
+	// whose source column (or expression variable) is absent from the
+	// source row is left out of Values and Lookups.
 	Values change.Row
 	// Lookups are the lookup columns still to resolve, in lookup order.
 	Lookups []PendingLookup
@@ -152,6 +154,9 @@ func (m *Map) Translate(from Side, row change.Row) (Translated, error) {
 		if !p.flows[from] {
 			continue
 		}
+		if !readable(p, from, row) {
+			continue
+		}
 		if p.lookup >= 0 {
 			var v any
 			if p.cols[from] != "" {
@@ -197,6 +202,26 @@ func (m *Map) Translate(from Side, row change.Row) (Translated, error) {
 		out.Values[p.cols[to]] = c
 	}
 	return out, nil
+}
+
+// readable reports whether row holds what pair p reads when flowing from
+// side `from`. A column absent from the row (a partial row, or a value the
+// change log did not carry) is unknown, not NULL: the pair is left out
+// rather than writing a wrong value.
+func readable(p *pair, from Side, row change.Row) bool {
+	if prog := p.progs[from]; prog != nil {
+		for _, v := range prog.vars {
+			if _, ok := row[v]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if c := p.cols[from]; c != "" {
+		_, ok := row[c]
+		return ok
+	}
+	return true
 }
 
 // lookupValueMap finds the entry of a source value: by its text, then for

@@ -2,8 +2,8 @@ package mapping
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/hex"
+	"fmt"
 	"math"
 	"math/big"
 	"reflect"

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -291,9 +292,17 @@ type serverLogger struct{ log *slog.Logger }
 func (l serverLogger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v) }
 func (l serverLogger) Debugf(format string, v ...any)  { l.emit(slog.LevelDebug, format, v) }
 func (l serverLogger) Tracef(format string, v ...any)  { l.emit(slog.LevelDebug, format, v) }
-func (l serverLogger) Warnf(format string, v ...any)   { l.emit(slog.LevelWarn, format, v) }
-func (l serverLogger) Errorf(format string, v ...any)  { l.emit(slog.LevelError, format, v) }
-func (l serverLogger) Fatalf(format string, v ...any)  { l.emit(slog.LevelError, format, v) }
+func (l serverLogger) Warnf(format string, v ...any) {
+	// The embedded server warns about the payload limit we chose on
+	// purpose (one map's share of a large transaction must fit).
+	if strings.HasPrefix(format, "Maximum payloads over") {
+		l.emit(slog.LevelDebug, format, v)
+		return
+	}
+	l.emit(slog.LevelWarn, format, v)
+}
+func (l serverLogger) Errorf(format string, v ...any) { l.emit(slog.LevelError, format, v) }
+func (l serverLogger) Fatalf(format string, v ...any) { l.emit(slog.LevelError, format, v) }
 
 func (l serverLogger) emit(level slog.Level, format string, v []any) {
 	ctx := context.Background()

@@ -14,6 +14,16 @@
 // changes with generous deadlines and never assumes that one application
 // transaction is one change.Tx, only that a transaction is never split and
 // that transactions come in commit order.
+//
+// Semantics the suite pins down beyond the interface comments:
+//   - An Upsert of an existing row with only some columns in Values must
+//     succeed even when the table has other NOT NULL columns without
+//     default (so INSERT ... ON CONFLICT alone is not enough: PostgreSQL,
+//     SQLite and MariaDB all check NOT NULL on the proposed row first).
+//   - Capture is started with every watched table in FullOld, and must then
+//     report OldComplete with the full old row on update and delete.
+//   - Capture from a zero position does not report changes committed
+//     before Capture returned.
 package connectortest
 
 import (
@@ -41,6 +51,10 @@ type Harness interface {
 	// of 4-byte UTF-8 (utf8mb4 LONGTEXT on MariaDB); KindBytes holds 16KB;
 	// KindTime keeps microseconds (TIMESTAMP(6), DATETIME(6)). Key and
 	// unique-index columns in the suite are always KindInt.
+	//
+	// The connector's session must reject NOT NULL violations and inserts
+	// that omit a NOT NULL column without default (MariaDB: strict mode),
+	// because the suite checks that such writes fail.
 	Type(k connector.Kind) string
 	// Placeholder returns the i-th (1-based) bind placeholder: "?" or "$1".
 	Placeholder(i int) string
@@ -64,6 +78,7 @@ func Run(t *testing.T, h Harness) {
 		{"ApplyIsolate", testApplyIsolate},
 		{"ApplyFailureRollsBack", testApplyFailureRollsBack},
 		{"ApplyTooLarge", testApplyTooLarge},
+		{"ApplyConditional", testApplyConditional},
 		{"Values", testValues},
 		{"CaptureOrder", testCaptureOrder},
 		{"CaptureValues", testCaptureValues},

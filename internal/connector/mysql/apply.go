@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -114,13 +115,29 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 			return res, fmt.Errorf("apply batch for stream %s: write echo marker: %w", b.Stream, err)
 		}
 	}
+	tables := map[string]*tableInfo{}
+	for _, w := range b.Writes {
+		if tables[w.Table] != nil {
+			continue
+		}
+		ti, err := c.describe(ctx, w.Table)
+		if err != nil {
+			return res, fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
+		}
+		tables[w.Table] = ti
+	}
+	equal := b.Equal
+	if equal == nil {
+		equal = func(have, want any) bool { return reflect.DeepEqual(have, want) }
+	}
 	if b.Isolate {
 		for i, w := range b.Writes {
 			sp := fmt.Sprintf("dw_w%d", i)
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT "+sp); err != nil {
 				return res, fmt.Errorf("apply batch for stream %s: savepoint: %w", b.Stream, err)
 			}
-			if err := c.execWrites(ctx, tx, []connector.Write{w}); err != nil {
+			unmatched, err := c.applyWrite(ctx, tx, tables[w.Table], w, equal)
+			if err != nil {
 				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
 					return res, fmt.Errorf("apply batch for stream %s: rollback to savepoint: %w", b.Stream, rerr)
 				}
@@ -131,20 +148,36 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
 				return res, fmt.Errorf("apply batch for stream %s: release savepoint: %w", b.Stream, err)
 			}
+			if unmatched {
+				// Nothing was written, so the write did not fail.
+				res.Unmatched = append(res.Unmatched, w.Ref)
+			}
 		}
 	} else {
 		// Consecutive upserts of the same table and columns go in one
 		// multi-row statement.
 		for i := 0; i < len(b.Writes); {
 			j := i + 1
-			if b.Writes[i].Op == connector.Upsert {
-				sig := upsertSig(b.Writes[i])
-				for j < len(b.Writes) && j-i < maxRowsPerInsert && b.Writes[j].Op == connector.Upsert && upsertSig(b.Writes[j]) == sig {
+			w := b.Writes[i]
+			if conditional(w) {
+				unmatched, err := c.applyWrite(ctx, tx, tables[w.Table], w, equal)
+				if err != nil {
+					return res, fmt.Errorf("apply batch for stream %s: write ref %d to %s: %w", b.Stream, w.Ref, w.Table, err)
+				}
+				if unmatched {
+					res.Unmatched = append(res.Unmatched, w.Ref)
+				}
+				i = j
+				continue
+			}
+			if w.Op == connector.Upsert && insertable(tables[w.Table], w) {
+				sig := upsertSig(w)
+				for j < len(b.Writes) && j-i < maxRowsPerInsert && b.Writes[j].Op == connector.Upsert && !conditional(b.Writes[j]) && upsertSig(b.Writes[j]) == sig {
 					j++
 				}
 			}
-			if err := c.execWrites(ctx, tx, b.Writes[i:j]); err != nil {
-				return res, fmt.Errorf("apply batch for stream %s: write ref %d to %s: %w", b.Stream, b.Writes[i].Ref, b.Writes[i].Table, err)
+			if err := c.execWrites(ctx, tx, tables[w.Table], b.Writes[i:j]); err != nil {
+				return res, fmt.Errorf("apply batch for stream %s: write ref %d to %s: %w", b.Stream, w.Ref, w.Table, err)
 			}
 			i = j
 		}
@@ -157,6 +190,129 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 		}
 	}
 	return res, nil
+}
+
+// conditional reports whether a write depends on the row's current state
+// (Expect, InsertOnly) and so must read it before writing.
+func conditional(w connector.Write) bool {
+	return len(w.Expect) > 0 || w.Op == connector.InsertOnly
+}
+
+// applyWrite runs one write and reports whether it was a conditional
+// write left unapplied because the row did not match. Unconditional
+// writes take the plain path of execWrites.
+func (c *Connector) applyWrite(ctx context.Context, tx *sql.Tx, ti *tableInfo, w connector.Write, equal func(have, want any) bool) (bool, error) {
+	if !conditional(w) {
+		return false, c.execWrites(ctx, tx, ti, []connector.Write{w})
+	}
+	if len(w.Key) == 0 {
+		return false, errors.New("write has no key")
+	}
+	found, matched, err := c.match(ctx, tx, ti, w, equal)
+	switch {
+	case err != nil:
+		return false, err
+	case found && (w.Op == connector.InsertOnly || !matched):
+		return true, nil
+	case found:
+		return false, c.execWrites(ctx, tx, ti, []connector.Write{w})
+	case w.Op == connector.UpdateOnly, w.Op == connector.Delete:
+		return false, nil // a missing row is ignored, whatever Expect says
+	case w.Op == connector.InsertOnly:
+		err := c.insertRow(ctx, tx, w)
+		var me *gomysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1062 {
+			// Under READ COMMITTED the locking read takes no gap lock, so
+			// the application may have inserted the key meanwhile.
+			if found, _, merr := c.match(ctx, tx, ti, w, equal); merr == nil && found {
+				return true, nil
+			}
+		}
+		return false, err
+	}
+	// Upsert of a missing row: insert it. The locking read above holds
+	// the gap under REPEATABLE READ, so no other row with the key can
+	// appear first.
+	return false, c.execWrites(ctx, tx, ti, []connector.Write{w})
+}
+
+// match locks the row with w's key (SELECT ... FOR UPDATE) and reports
+// whether it exists and whether its current values of the Expect columns,
+// decoded as Scan decodes them, equal w.Expect.
+func (c *Connector) match(ctx context.Context, tx *sql.Tx, ti *tableInfo, w connector.Write, equal func(have, want any) bool) (found, matched bool, err error) {
+	names := sortedKeys(w.Expect)
+	infos := make([]colInfo, len(names))
+	sel := make([]string, 0, len(names)+1)
+	for i, n := range names {
+		ci, ok := ti.column(n)
+		if !ok {
+			return false, false, fmt.Errorf("expected column %s is not a column of %s", n, w.Table)
+		}
+		infos[i] = ci
+		sel = append(sel, quote(n))
+	}
+	if len(sel) == 0 {
+		sel = append(sel, "1")
+	}
+	var args []any
+	add := func(v any) error {
+		a, err := toSQL(v)
+		args = append(args, a)
+		return err
+	}
+	where, err := keyWhere(sortedKeys(w.Key), w.Key, add)
+	if err != nil {
+		return false, false, err
+	}
+	vals := make([]any, len(sel))
+	ptrs := make([]any, len(sel))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	err = tx.QueryRowContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s FOR UPDATE", strings.Join(sel, ", "), c.qualified(w.Table), where), args...).Scan(ptrs...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("read the row to compare with the expected values: %w", err)
+	}
+	for i, ci := range infos {
+		have, err := fromSQL(ci, vals[i])
+		if err != nil {
+			return false, false, fmt.Errorf("read the row to compare with the expected values: %w", err)
+		}
+		if !equal(have, w.Expect[ci.Name]) {
+			return true, false, nil
+		}
+	}
+	return true, true, nil
+}
+
+// insertRow inserts the write's key and values as a new row.
+func (c *Connector) insertRow(ctx context.Context, tx *sql.Tx, w connector.Write) error {
+	cols := sortedKeys(w.Key)
+	for _, n := range sortedKeys(w.Values) {
+		if _, isKey := w.Key[n]; !isKey {
+			cols = append(cols, n)
+		}
+	}
+	qc := make([]string, len(cols))
+	ph := make([]string, len(cols))
+	args := make([]any, len(cols))
+	for i, n := range cols {
+		qc[i], ph[i] = quote(n), "?"
+		v, ok := w.Key[n]
+		if !ok {
+			v = w.Values[n]
+		}
+		a, err := toSQL(v)
+		if err != nil {
+			return fmt.Errorf("column %s: %w", n, err)
+		}
+		args[i] = a
+	}
+	_, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", c.qualified(w.Table), strings.Join(qc, ", "), strings.Join(ph, ", ")), args...)
+	return err
 }
 
 func sortedKeys(r change.Row) []string {
@@ -174,10 +330,13 @@ func upsertSig(w connector.Write) string {
 
 // execWrites runs one write, or several upserts with the same signature as
 // one multi-row INSERT ... ON DUPLICATE KEY UPDATE.
-func (c *Connector) execWrites(ctx context.Context, tx *sql.Tx, ws []connector.Write) error {
+func (c *Connector) execWrites(ctx context.Context, tx *sql.Tx, ti *tableInfo, ws []connector.Write) error {
 	w := ws[0]
 	if len(w.Key) == 0 {
 		return errors.New("write has no key")
+	}
+	if w.Op == connector.Upsert && !insertable(ti, w) {
+		return c.updateThenInsert(ctx, tx, w)
 	}
 	keys := sortedKeys(w.Key)
 	var vals []string
@@ -275,4 +434,85 @@ func keyWhere(keys []string, key change.Row, add func(any) error) (string, error
 		}
 	}
 	return strings.Join(terms, " AND "), nil
+}
+
+// insertable reports whether an upsert names every NOT NULL column that
+// has no default. Only then can it be one INSERT ... ON DUPLICATE KEY
+// UPDATE: in strict mode the server rejects such an INSERT for the missing
+// column even when the row exists and would only be updated.
+func insertable(ti *tableInfo, w connector.Write) bool {
+	for _, ci := range ti.Columns {
+		if ci.HasDefault {
+			continue
+		}
+		_, inKey := w.Key[ci.Name]
+		_, inValues := w.Values[ci.Name]
+		if !inKey && !inValues {
+			return false
+		}
+	}
+	return true
+}
+
+// updateThenInsert upserts a partial row: UPDATE by key, and INSERT when
+// no row matched (which fails, as it should, when a NOT NULL column is
+// missing). An INSERT that loses a race with a concurrent insert of the
+// same key falls back to the UPDATE.
+func (c *Connector) updateThenInsert(ctx context.Context, tx *sql.Tx, w connector.Write) error {
+	keys := sortedKeys(w.Key)
+	var vals []string
+	for _, n := range sortedKeys(w.Values) {
+		if _, isKey := w.Key[n]; !isKey {
+			vals = append(vals, n)
+		}
+	}
+	update := func() (bool, error) {
+		var args []any
+		add := func(v any) error {
+			a, err := toSQL(v)
+			args = append(args, a)
+			return err
+		}
+		set := make([]string, 0, len(vals)+1)
+		for _, n := range vals {
+			set = append(set, quote(n)+" = ?")
+			if err := add(w.Values[n]); err != nil {
+				return false, fmt.Errorf("column %s: %w", n, err)
+			}
+		}
+		if len(set) == 0 {
+			set = append(set, quote(keys[0])+" = "+quote(keys[0]))
+		}
+		where, err := keyWhere(keys, w.Key, add)
+		if err != nil {
+			return false, err
+		}
+		// Lock and count the row: RowsAffected of an UPDATE counts only
+		// changed rows.
+		var n int
+		if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s FOR UPDATE", c.qualified(w.Table), where), args[len(vals):]...).Scan(&n); err != nil {
+			return false, err
+		}
+		if n == 0 {
+			return false, nil
+		}
+		if len(vals) == 0 {
+			return true, nil
+		}
+		_, err = tx.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET %s WHERE %s", c.qualified(w.Table), strings.Join(set, ", "), where), args...)
+		return true, err
+	}
+	found, err := update()
+	if err != nil || found {
+		return err
+	}
+	err = c.insertRow(ctx, tx, w)
+	var me *gomysql.MySQLError
+	if errors.As(err, &me) && me.Number == 1062 {
+		found, err = update()
+		if err == nil && !found {
+			return errors.New("row vanished between a duplicate-key insert and the retried update")
+		}
+	}
+	return err
 }

@@ -83,11 +83,11 @@ type Capturer struct {
 
 	mu        sync.Mutex
 	conn      *binlog.Conn
-	acked     binlogPos   // end of the last acknowledged transaction (or the start)
-	unacked   []pending   // handed out, not acknowledged, in order
-	reader    binlogPos   // end of the last event the reader processed
-	lastEvent time.Time   // header timestamp of that event
-	fatal     error       // the error that stopped the reader
+	acked     binlogPos // end of the last acknowledged transaction (or the start)
+	unacked   []pending // handed out, not acknowledged, in order
+	reader    binlogPos // end of the last event the reader processed
+	lastEvent time.Time // header timestamp of that event
+	fatal     error     // the error that stopped the reader
 	meta      map[string]*tableMeta
 }
 
@@ -619,3 +619,14 @@ func (cp *Capturer) Close() error {
 	})
 	return nil
 }
+
+// Position returns the position capture started at, or the end of the
+// last acknowledged transaction. The server keeps no position for us, so
+// the engine records it (connector.Positioner).
+func (cp *Capturer) Position() change.Position {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.acked.position("")
+}
+
+var _ connector.Positioner = (*Capturer)(nil)

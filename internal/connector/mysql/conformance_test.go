@@ -37,7 +37,7 @@ func (harness) Type(k connector.Kind) string {
 	case connector.KindJSON:
 		return "JSON"
 	case connector.KindUUID:
-		return "CHAR(36)"
+		return "UUID" // MariaDB 10.7+; MySQL has no UUID type
 	}
 	return "LONGTEXT"
 }

@@ -191,7 +191,7 @@ func kindOf(ci colInfo, isJSON bool) connector.Kind {
 	return connector.KindOther
 }
 
-// parseLabels reads the labels of "enum('a','b''c')".
+// parseLabels reads the labels of "enum('a','b”c')".
 func parseLabels(columnType string) []string {
 	open := strings.IndexByte(columnType, '(')
 	if open < 0 {

@@ -201,4 +201,3 @@ func (c *Connector) qualified(table string) string {
 	s, n := c.splitTable(table)
 	return quote(s) + "." + quote(n)
 }
-

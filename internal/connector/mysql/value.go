@@ -152,6 +152,8 @@ func fromBinlog(ci colInfo, ct binlog.ColumnType, v any) (any, error) {
 				return false, nil
 			}
 			return x, nil
+		case ci.DataType == "uuid":
+			return formatUUID(x)
 		case ci.Kind == connector.KindBytes:
 			if ci.DataType == "binary" && int64(len(x)) < ci.MaxLen {
 				// The binlog drops BINARY(n)'s trailing zero padding; the
@@ -199,4 +201,23 @@ func toSQL(v any) (any, error) {
 		return x.UTC(), nil
 	}
 	return nil, fmt.Errorf("value %#v of type %T is not canonical", v, v)
+}
+
+// formatUUID renders MariaDB's UUID column image: 16 bytes in text order,
+// with the trailing zero bytes the binlog drops (as for BINARY(16)).
+func formatUUID(b []byte) (string, error) {
+	if len(b) > 16 {
+		return "", fmt.Errorf("uuid image of %d bytes", len(b))
+	}
+	var u [16]byte
+	copy(u[:], b)
+	const hex = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hex[c>>4], hex[c&15])
+	}
+	return string(out), nil
 }

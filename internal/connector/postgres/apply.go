@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -168,14 +169,14 @@ func (c *Connector) writeInfo(ctx context.Context, w connector.Write) (*tableInf
 	if err != nil {
 		return nil, err
 	}
-	if checkColumns(ti, sortedKeys(w.Key), sortedKeys(w.Values)) == nil {
+	if checkColumns(ti, sortedKeys(w.Key), sortedKeys(w.Values), sortedKeys(w.Expect)) == nil {
 		return ti, nil
 	}
 	c.forget(w.Table)
 	if ti, err = c.info(ctx, w.Table); err != nil {
 		return nil, err
 	}
-	if err := checkColumns(ti, sortedKeys(w.Key), sortedKeys(w.Values)); err != nil {
+	if err := checkColumns(ti, sortedKeys(w.Key), sortedKeys(w.Values), sortedKeys(w.Expect)); err != nil {
 		return nil, problem.Wrap(problem.UnknownColumn, err, "the map names a column %s does not have; fix the map or add the column", w.Table)
 	}
 	return ti, nil
@@ -207,14 +208,22 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 		}
 	}
 	var res connector.Result
+	equal := b.Equal
+	if equal == nil {
+		equal = func(have, want any) bool { return reflect.DeepEqual(have, want) }
+	}
 	for i, w := range b.Writes {
 		if !b.Isolate {
 			if infos[i] == nil {
 				return connector.Result{}, fmt.Errorf("write ref %d: table %s unknown", w.Ref, w.Table)
 			}
-			if err := c.write(ctx, pc, infos[i], w); err != nil {
+			unmatched, err := c.applyWrite(ctx, pc, infos[i], w, equal)
+			if err != nil {
 				c.forget(w.Table)
 				return connector.Result{}, err
+			}
+			if unmatched {
+				res.Unmatched = append(res.Unmatched, w.Ref)
 			}
 			continue
 		}
@@ -229,7 +238,8 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 		if err := exec(ctx, pc, "SAVEPOINT dw_write"); err != nil {
 			return connector.Result{}, err
 		}
-		if err := c.write(ctx, pc, infos[i], w); err != nil {
+		unmatched, err := c.applyWrite(ctx, pc, infos[i], w, equal)
+		if err != nil {
 			if pc.IsClosed() {
 				return connector.Result{}, err
 			}
@@ -241,6 +251,11 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 		}
 		if err := exec(ctx, pc, "RELEASE SAVEPOINT dw_write"); err != nil {
 			return connector.Result{}, err
+		}
+		if unmatched {
+			// Nothing was written, so the write did not fail: the
+			// savepoint is simply released.
+			res.Unmatched = append(res.Unmatched, w.Ref)
 		}
 	}
 	if !b.Position.IsZero() {
@@ -256,8 +271,8 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 	return res, nil
 }
 
-// write runs one write; the error carries DW3001 and the database's reason.
-func (c *Connector) write(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, w connector.Write) error {
+// checkKey rejects a write without a complete integration key.
+func checkKey(w connector.Write) error {
 	keyCols := sortedKeys(w.Key)
 	if len(keyCols) == 0 {
 		return problem.New(problem.KeyMissing, "write ref %d to %s has no key; the map must give an integration key", w.Ref, w.Table)
@@ -267,6 +282,127 @@ func (c *Connector) write(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo,
 			return problem.New(problem.KeyMissing, "write ref %d to %s: key column %s is NULL; give the source row a value", w.Ref, w.Table, k)
 		}
 	}
+	return nil
+}
+
+// applyWrite runs one write and reports whether it was a conditional
+// write left unapplied because the row did not match. Unconditional
+// writes take the plain path of write.
+func (c *Connector) applyWrite(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, w connector.Write, equal func(have, want any) bool) (bool, error) {
+	if w.Op == connector.InsertOnly {
+		if err := checkKey(w); err != nil {
+			return false, err
+		}
+		inserted, err := c.insertOnly(ctx, pc, ti, w)
+		return !inserted && err == nil, err
+	}
+	if len(w.Expect) == 0 {
+		return false, c.write(ctx, pc, ti, w)
+	}
+	if err := checkKey(w); err != nil {
+		return false, err
+	}
+	// A row inserted concurrently between the check and the insert of
+	// an absent row sends us round again, to check it.
+	for attempt := 0; attempt < 3; attempt++ {
+		found, matched, err := c.match(ctx, pc, ti, w, equal)
+		switch {
+		case err != nil:
+			return false, err
+		case found && !matched:
+			return true, nil
+		case found:
+			return false, c.write(ctx, pc, ti, w)
+		case w.Op != connector.Upsert:
+			return false, nil // UpdateOnly and Delete ignore a missing row
+		}
+		inserted, err := c.insertOnly(ctx, pc, ti, w)
+		if err != nil || inserted {
+			return false, err
+		}
+	}
+	return false, problem.New(problem.RowWriteFailed, "write ref %d to %s: the row keeps appearing and vanishing under concurrent writes; retry", w.Ref, w.Table)
+}
+
+// match locks the row with w's key and reports whether it exists and
+// whether its current values of the Expect columns, decoded as Scan
+// decodes them, equal w.Expect.
+func (c *Connector) match(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, w connector.Write, equal func(have, want any) bool) (found, matched bool, err error) {
+	a := &args{ti: ti}
+	expCols := sortedKeys(w.Expect)
+	sel := make([]string, len(expCols))
+	for i, k := range expCols {
+		sel[i] = qi(k)
+	}
+	keyCols := sortedKeys(w.Key)
+	keyCond := make([]string, len(keyCols))
+	for i, k := range keyCols {
+		keyCond[i] = qi(k) + " = " + a.add(k, w.Key[k])
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s FOR UPDATE", strings.Join(sel, ", "), ti.qname, strings.Join(keyCond, " AND "))
+	res, err := query(ctx, pc, q, a.oids, a.vals)
+	if err != nil {
+		return false, false, problem.Wrap(problem.RowWriteFailed, err, "write ref %d to %s: cannot read the row to compare with the expected values; fix the table or the map", w.Ref, w.Table)
+	}
+	if len(res.rows) == 0 {
+		return false, false, nil
+	}
+	for i, k := range expCols {
+		if !equal(res.rows[0][i], w.Expect[k]) {
+			return true, false, nil
+		}
+	}
+	return true, true, nil
+}
+
+// insertOnly inserts the row unless a row with its key exists, and
+// reports whether it inserted. ON CONFLICT DO NOTHING also covers a row
+// the application inserts concurrently.
+func (c *Connector) insertOnly(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, w connector.Write) (bool, error) {
+	a := &args{ti: ti}
+	cols := sortedKeys(w.Key)
+	qKey := make([]string, len(cols))
+	for i, k := range cols {
+		qKey[i] = qi(k)
+	}
+	for _, k := range sortedKeys(w.Values) {
+		if _, isKey := w.Key[k]; !isKey {
+			cols = append(cols, k)
+		}
+	}
+	qc := make([]string, len(cols))
+	ph := make([]string, len(cols))
+	for i, k := range cols {
+		v, isKey := w.Key[k]
+		if !isKey {
+			v = w.Values[k]
+		}
+		qc[i], ph[i] = qi(k), a.add(k, v)
+	}
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO NOTHING",
+		ti.qname, strings.Join(qc, ", "), strings.Join(ph, ", "), strings.Join(qKey, ", "))
+	res, err := query(ctx, pc, q, a.oids, a.vals)
+	if err != nil {
+		return false, rejected(w, err)
+	}
+	return res.tag.RowsAffected() == 1, nil
+}
+
+// rejected wraps a database error of a write with DW3001 and a hint.
+func rejected(w connector.Write, err error) error {
+	hint := "fix the row or the target table's constraints, then retry"
+	if pgCode(err) == "42P10" {
+		hint = "the key has no unique index on the target table; add one or choose another key"
+	}
+	return problem.Wrap(problem.RowWriteFailed, err, "write ref %d to %s rejected; %s", w.Ref, w.Table, hint)
+}
+
+// write runs one write; the error carries DW3001 and the database's reason.
+func (c *Connector) write(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, w connector.Write) error {
+	if err := checkKey(w); err != nil {
+		return err
+	}
+	keyCols := sortedKeys(w.Key)
 	var setCols []string
 	for _, k := range sortedKeys(w.Values) {
 		if _, isKey := w.Key[k]; !isKey {
@@ -322,11 +458,7 @@ func (c *Connector) write(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo,
 		return fmt.Errorf("write ref %d: unknown write op %d", w.Ref, w.Op)
 	}
 	if _, err := query(ctx, pc, q, a.oids, a.vals); err != nil {
-		hint := "fix the row or the target table's constraints, then retry"
-		if pgCode(err) == "42P10" {
-			hint = "the key has no unique index on the target table; add one or choose another key"
-		}
-		return problem.Wrap(problem.RowWriteFailed, err, "write ref %d to %s rejected; %s", w.Ref, w.Table, hint)
+		return rejected(w, err)
 	}
 	return nil
 }

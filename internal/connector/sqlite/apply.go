@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -53,9 +54,13 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 		return connector.Result{}, fmt.Errorf("apply batch of stream %s: set echo marker: %w", b.Stream, err)
 	}
 
+	equal := b.Equal
+	if equal == nil {
+		equal = func(have, want any) bool { return reflect.DeepEqual(have, want) }
+	}
 	var res connector.Result
 	for _, w := range b.Writes {
-		query, args, err := writeSQL(tables[w.Table], w)
+		p, err := planWrite(tables[w.Table], w)
 		if err != nil {
 			if b.Isolate {
 				res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: err})
@@ -63,16 +68,31 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 			}
 			return connector.Result{}, fmt.Errorf("apply batch of stream %s: %w", b.Stream, err)
 		}
-		if query == "" {
-			continue
+		if w.Op == connector.InsertOnly || len(w.Expect) > 0 {
+			// The check only reads, so an unmatched write needs no
+			// savepoint: nothing was written.
+			o, err := checkExpect(ctx, tx, tables[w.Table], w, equal)
+			if err != nil {
+				if b.Isolate {
+					res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: err})
+					continue
+				}
+				return connector.Result{}, fmt.Errorf("apply batch of stream %s: %w", b.Stream, err)
+			}
+			if o == outcomeUnmatched {
+				res.Unmatched = append(res.Unmatched, w.Ref)
+			}
+			if o != outcomeWrite {
+				continue
+			}
 		}
 		if !b.Isolate {
-			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			if err := p.exec(ctx, tx); err != nil {
 				return connector.Result{}, fmt.Errorf("apply batch of stream %s: %s %s key %v: %w", b.Stream, opName(w.Op), w.Table, w.Key, err)
 			}
 			continue
 		}
-		if err := execIsolated(ctx, tx, query, args); err != nil {
+		if err := execIsolated(ctx, tx, p); err != nil {
 			var fatal *fatalError
 			if errors.As(err, &fatal) {
 				return connector.Result{}, fmt.Errorf("apply batch of stream %s: %w", b.Stream, fatal.err)
@@ -108,11 +128,11 @@ func (e *fatalError) Error() string { return e.err.Error() }
 
 // execIsolated runs one write inside its own savepoint and rolls back to it
 // when the write fails.
-func execIsolated(ctx context.Context, tx *sql.Tx, query string, args []any) error {
+func execIsolated(ctx context.Context, tx *sql.Tx, p plan) error {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT dw_write`); err != nil {
 		return &fatalError{fmt.Errorf("savepoint: %w", err)}
 	}
-	_, werr := tx.ExecContext(ctx, query, args...)
+	werr := p.exec(ctx, tx)
 	if werr != nil {
 		if _, err := tx.ExecContext(ctx, `ROLLBACK TO dw_write`); err != nil {
 			return &fatalError{fmt.Errorf("roll back failed write (%v): %w", werr, err)}
@@ -132,15 +152,51 @@ func opName(op connector.WriteOp) string {
 		return "update"
 	case connector.Delete:
 		return "delete from"
+	case connector.InsertOnly:
+		return "insert into"
 	}
 	return fmt.Sprintf("op(%d) on", op)
 }
 
-// writeSQL builds the statement for one write. An empty query means there
-// is nothing to do (an update without values).
-func writeSQL(ti tableInfo, w connector.Write) (string, []any, error) {
+// plan is the SQL of one write: first runs; then runs only when first
+// touched no row (the insert half of an upsert).
+type plan struct {
+	first     string
+	firstArgs []any
+	then      string
+	thenArgs  []any
+}
+
+func (p plan) exec(ctx context.Context, tx *sql.Tx) error {
+	if p.first == "" {
+		return nil
+	}
+	r, err := tx.ExecContext(ctx, p.first, p.firstArgs...)
+	if err != nil || p.then == "" {
+		return err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, p.then, p.thenArgs...)
+	return err
+}
+
+// planWrite builds the statements of one write.
+//
+// An upsert is an UPDATE of the given columns and, when no row has the key,
+// an INSERT. INSERT ... ON CONFLICT DO UPDATE alone cannot express it: the
+// proposed row must satisfy NOT NULL before the conflict is seen, so an
+// update of some columns of a row with other NOT NULL columns would fail.
+// The writer is the only connection of the engine and holds the write lock
+// from BEGIN IMMEDIATE, so nothing can insert the key in between.
+func planWrite(ti tableInfo, w connector.Write) (plan, error) {
 	if len(w.Key) == 0 {
-		return "", nil, fmt.Errorf("%s %s: the write has no key", opName(w.Op), w.Table)
+		return plan{}, fmt.Errorf("%s %s: the write has no key", opName(w.Op), w.Table)
 	}
 	keys := sortedNames(w.Key, nil)
 	vals := sortedNames(w.Values, w.Key)
@@ -155,56 +211,28 @@ func writeSQL(ti tableInfo, w connector.Write) (string, []any, error) {
 		}
 		return sv, nil
 	}
-	var args []any
-	var where []string
-	whereArgs := func() error {
+	where := func(args []any) (string, []any, error) {
+		var conds []string
 		for _, k := range keys {
 			v, err := stored(k, w.Key[k])
 			if err != nil {
-				return err
-			}
-			if v == nil {
-				where = append(where, quote(k)+" IS NULL")
-				continue
-			}
-			where = append(where, quote(k)+" = ?")
-			args = append(args, v)
-		}
-		return nil
-	}
-
-	switch w.Op {
-	case connector.Upsert:
-		cols := append(append([]string{}, keys...), vals...)
-		qcols := make([]string, len(cols))
-		ph := make([]string, len(cols))
-		for i, col := range cols {
-			v := w.Key[col]
-			if i >= len(keys) {
-				v = w.Values[col]
-			}
-			sv, err := stored(col, v)
-			if err != nil {
 				return "", nil, err
 			}
-			args = append(args, sv)
-			qcols[i], ph[i] = quote(col), "?"
+			if v == nil {
+				conds = append(conds, quote(k)+" IS NULL")
+				continue
+			}
+			conds = append(conds, quote(k)+" = ?")
+			args = append(args, v)
 		}
-		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO ", quote(w.Table),
-			strings.Join(qcols, ", "), strings.Join(ph, ", "), strings.Join(qcols[:len(keys)], ", "))
-		if len(vals) == 0 {
-			return q + "NOTHING", args, nil
-		}
-		set := make([]string, len(vals))
-		for i, v := range vals {
-			set[i] = fmt.Sprintf("%s = excluded.%s", quote(v), quote(v))
-		}
-		return q + "UPDATE SET " + strings.Join(set, ", "), args, nil
-	case connector.UpdateOnly:
+		return strings.Join(conds, " AND "), args, nil
+	}
+	update := func() (string, []any, error) {
 		if len(vals) == 0 {
 			return "", nil, nil
 		}
 		set := make([]string, len(vals))
+		var args []any
 		for i, col := range vals {
 			sv, err := stored(col, w.Values[col])
 			if err != nil {
@@ -213,17 +241,134 @@ func writeSQL(ti tableInfo, w connector.Write) (string, []any, error) {
 			set[i] = quote(col) + " = ?"
 			args = append(args, sv)
 		}
-		if err := whereArgs(); err != nil {
+		cond, args, err := where(args)
+		if err != nil {
 			return "", nil, err
 		}
-		return fmt.Sprintf("UPDATE %s SET %s WHERE %s", quote(w.Table), strings.Join(set, ", "), strings.Join(where, " AND ")), args, nil
-	case connector.Delete:
-		if err := whereArgs(); err != nil {
-			return "", nil, err
-		}
-		return fmt.Sprintf("DELETE FROM %s WHERE %s", quote(w.Table), strings.Join(where, " AND ")), args, nil
+		return fmt.Sprintf("UPDATE %s SET %s WHERE %s", quote(w.Table), strings.Join(set, ", "), cond), args, nil
 	}
-	return "", nil, fmt.Errorf("%s: unknown write op %d", w.Table, w.Op)
+
+	switch w.Op {
+	case connector.Upsert, connector.InsertOnly:
+		cols := append(append([]string{}, keys...), vals...)
+		qcols := make([]string, len(cols))
+		ph := make([]string, len(cols))
+		var args []any
+		for i, col := range cols {
+			v := w.Key[col]
+			if i >= len(keys) {
+				v = w.Values[col]
+			}
+			sv, err := stored(col, v)
+			if err != nil {
+				return plan{}, err
+			}
+			args = append(args, sv)
+			qcols[i], ph[i] = quote(col), "?"
+		}
+		insert := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(w.Table), strings.Join(qcols, ", "), strings.Join(ph, ", "))
+		if w.Op == connector.InsertOnly {
+			// checkExpect found no row with the key.
+			return plan{first: insert, firstArgs: args}, nil
+		}
+		if len(vals) == 0 {
+			// Key only: insert with defaults unless the row exists (not
+			// ON CONFLICT DO NOTHING, for the NOT NULL reason above).
+			cond, args, err := where(args)
+			if err != nil {
+				return plan{}, err
+			}
+			return plan{first: fmt.Sprintf("INSERT INTO %s (%s) SELECT %s WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %s)",
+				quote(w.Table), strings.Join(qcols, ", "), strings.Join(ph, ", "), quote(w.Table), cond), firstArgs: args}, nil
+		}
+		q, uargs, err := update()
+		if err != nil {
+			return plan{}, err
+		}
+		return plan{first: q, firstArgs: uargs, then: insert, thenArgs: args}, nil
+	case connector.UpdateOnly:
+		q, args, err := update()
+		return plan{first: q, firstArgs: args}, err
+	case connector.Delete:
+		cond, args, err := where(nil)
+		if err != nil {
+			return plan{}, err
+		}
+		return plan{first: fmt.Sprintf("DELETE FROM %s WHERE %s", quote(w.Table), cond), firstArgs: args}, nil
+	}
+	return plan{}, fmt.Errorf("%s: unknown write op %d", w.Table, w.Op)
+}
+
+// outcome is what checkExpect decided for a conditional write.
+type outcome uint8
+
+const (
+	outcomeWrite     outcome = iota + 1 // run the write
+	outcomeSkip                         // missing row, nothing to do, not reported
+	outcomeUnmatched                    // the row does not match: report it
+)
+
+// checkExpect reads the current row with w.Key inside the apply transaction
+// and decides whether the conditional write w (Expect or InsertOnly)
+// applies. SQLite needs no row lock: the writer's transaction began
+// IMMEDIATE and holds the database's write lock, so the row cannot change
+// between this read and the write.
+func checkExpect(ctx context.Context, tx *sql.Tx, ti tableInfo, w connector.Write, equal func(have, want any) bool) (outcome, error) {
+	cond, args, err := equalClause(ti, w.Key)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: key: %w", opName(w.Op), w.Table, err)
+	}
+	if w.Op == connector.InsertOnly && len(w.Expect) == 0 {
+		var one int
+		err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT 1 FROM %s WHERE %s LIMIT 1", quote(w.Table), strings.Join(cond, " AND ")), args...).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return outcomeWrite, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%s %s key %v: look up row: %w", opName(w.Op), w.Table, w.Key, err)
+		}
+		return outcomeUnmatched, nil
+	}
+	names := sortedNames(w.Expect, nil)
+	infos := make([]colInfo, len(names))
+	sel := make([]string, len(names))
+	for i, n := range names {
+		ci, ok := ti.cols[n]
+		if !ok {
+			return 0, fmt.Errorf("%s %s: expect: no column %q", opName(w.Op), w.Table, n)
+		}
+		infos[i], sel[i] = ci, quote(n)
+	}
+	vals := make([]any, len(names))
+	ptrs := make([]any, len(names))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	err = tx.QueryRowContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s LIMIT 1",
+		strings.Join(sel, ", "), quote(w.Table), strings.Join(cond, " AND ")), args...).Scan(ptrs...)
+	if errors.Is(err, sql.ErrNoRows) {
+		if w.Op == connector.Upsert || w.Op == connector.InsertOnly {
+			return outcomeWrite, nil
+		}
+		return outcomeSkip, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s %s key %v: read expected columns: %w", opName(w.Op), w.Table, w.Key, err)
+	}
+	if w.Op == connector.InsertOnly {
+		return outcomeUnmatched, nil
+	}
+	for i, n := range names {
+		// Decoded exactly as Scan decodes, so Equal sees canonical values.
+		have, err := fromStored(infos[i], vals[i])
+		if err != nil {
+			return 0, fmt.Errorf("%s %s key %v: column %s: %w", opName(w.Op), w.Table, w.Key, n, err)
+		}
+		if !equal(have, w.Expect[n]) {
+			return outcomeUnmatched, nil
+		}
+	}
+	return outcomeWrite, nil
 }
 
 // sortedNames returns the names of row not in skip, sorted.

@@ -115,7 +115,7 @@ func withParams(dsn, txlock string) string {
 		sep = "&"
 	}
 	return dsn + sep + "_pragma=busy_timeout(" + strconv.Itoa(int(busyTimeout/time.Millisecond)) + ")" +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=" + txlock
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=" + txlock
 }
 
 func (c *Connector) init(ctx context.Context) error {

@@ -86,6 +86,7 @@ type Conn struct {
 	mariaDB   bool
 	heartbeat time.Duration
 	serverID  uint32
+	connID    uint32
 	// Parser state of the event stream.
 	parser *Parser
 }
@@ -121,6 +122,9 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	_ = nc.SetDeadline(time.Time{})
 	return c, nil
 }
+
+// ConnectionID is the server's id of this connection (for KILL).
+func (c *Conn) ConnectionID() uint32 { return c.connID }
 
 // MariaDB reports whether the server is MariaDB.
 func (c *Conn) MariaDB() bool { return c.mariaDB }
@@ -204,7 +208,7 @@ func (c *Conn) handshake(cfg Config) error {
 	r := reader{b: p[1:]}
 	c.version = r.nulString()
 	c.mariaDB = strings.Contains(strings.ToLower(c.version), "mariadb")
-	r.skip(4) // connection id
+	c.connID = r.uint32()
 	scramble := append([]byte(nil), r.bytes(8)...)
 	r.skip(1)
 	caps := uint32(r.uint16())
@@ -405,10 +409,10 @@ func (c *Conn) prepare(cfg Config) error {
 	p = append(p, 0) // hostname
 	p = append(p, byte(len(cfg.User)))
 	p = append(p, cfg.User...)
-	p = append(p, 0)                                 // password
-	p = binary.LittleEndian.AppendUint16(p, 0)       // port
-	p = binary.LittleEndian.AppendUint32(p, 0)       // replication rank
-	p = binary.LittleEndian.AppendUint32(p, 0)       // master id
+	p = append(p, 0)                           // password
+	p = binary.LittleEndian.AppendUint16(p, 0) // port
+	p = binary.LittleEndian.AppendUint32(p, 0) // replication rank
+	p = binary.LittleEndian.AppendUint32(p, 0) // master id
 	c.seq = 0
 	if err := c.writePacket(p); err != nil {
 		return fmt.Errorf("register replica: %w", err)

@@ -31,12 +31,17 @@ func TestDumpReadsRowEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	name := fmt.Sprintf("dw_test_%08x", rand.Uint32())
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Skipf("no MySQL server at %s: %v", testAddr(), err)
 	}
-	t.Cleanup(func() { db.Exec("DROP DATABASE " + name) })
+	// Registered after Close, so it runs before it.
+	t.Cleanup(func() {
+		if _, err := db.Exec("DROP DATABASE " + name); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
 	if _, err := db.ExecContext(ctx, "CREATE TABLE "+name+".t (id int primary key, v varchar(20), d decimal(10,2))"); err != nil {
 		t.Fatal(err)
 	}

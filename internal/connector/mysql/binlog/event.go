@@ -55,7 +55,7 @@ const (
 
 // MariaDB GTID event flags.
 const (
-	GTIDStandalone = 1
+	GTIDStandalone  = 1
 	GTIDGroupCommit = 2
 	GTIDDDL         = 32
 )
@@ -90,11 +90,11 @@ type Rotate struct {
 
 // FormatDescription describes the events of a log file.
 type FormatDescription struct {
-	BinlogVersion   uint16
-	ServerVersion   string
-	HeaderLength    uint8
-	PostHeaderLens  []byte
-	ChecksumAlg     byte // 0 none, 1 CRC32
+	BinlogVersion  uint16
+	ServerVersion  string
+	HeaderLength   uint8
+	PostHeaderLens []byte
+	ChecksumAlg    byte // 0 none, 1 CRC32
 }
 
 // Query is a statement event: BEGIN, COMMIT, DDL.
