@@ -165,24 +165,10 @@ func TestRandomizedConvergence(t *testing.T) {
 	t.Logf("seed %d (rerun with -dw.seed=%d), %d operations", seed, seed, *convergenceOps)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 
-	dir := t.TempDir()
+	p, dir := startItems(t, 0)
 	erp := openDB(t, filepath.Join(dir, "erp.db"))
 	crm := openDB(t, filepath.Join(dir, "crm.db"))
-	mustExec(t, erp, itemsLeft)
-	mustExec(t, crm, itemsRight)
-	cfg := filepath.Join(dir, "items.yaml")
-	api := freeAddr(t)
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(itemsConfig, dir, api)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logs, err := os.Create(filepath.Join(dir, "engine.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	p := &engineProc{t: t, cfg: cfg, api: "http://" + api, logs: logs}
-	p.start()
-	t.Cleanup(p.kill)
+	logs := p.logs
 	if *convergenceDebug != "" {
 		t.Cleanup(func() {
 			b, _ := os.ReadFile(logs.Name())
@@ -437,7 +423,17 @@ func diffDumps(l, r map[string]string) string {
 	var b strings.Builder
 	for _, k := range keys {
 		if l[k] != r[k] {
-			fmt.Fprintf(&b, "%s:\n  erp %.200q\n  crm %.200q\n", k, l[k], r[k])
+			lf, rf := strings.Split(l[k], "|"), strings.Split(r[k], "|")
+			if len(lf) != len(rf) {
+				fmt.Fprintf(&b, "%s: erp %.120q, crm %.120q\n", k, l[k], r[k])
+				continue
+			}
+			names := []string{"code", "name", "qty", "price", "note", "kind"}
+			for i := range lf {
+				if lf[i] != rf[i] && i < len(names) {
+					fmt.Fprintf(&b, "%s.%s: erp %.80q, crm %.80q\n", k, names[i], lf[i], rf[i])
+				}
+			}
 		}
 	}
 	return b.String()

@@ -120,14 +120,7 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 		}
 	}
 	ms.applied[from].Add(int64(len(appliedRefs)))
-	// Invariant: the conflict shadow is saved only after the target writes
-	// committed; a crash before replays the transaction, which plans the
-	// same writes again from the unchanged shadow.
-	for _, k := range shadowOrder {
-		if err := e.saveShadow(ctx, ms, k, shadows[k]); err != nil {
-			return err
-		}
-	}
+
 	var fixups []connector.Write
 	for _, k := range fixupOrder {
 		fixups = append(fixups, fixupsByKey[k]...)
@@ -141,6 +134,16 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 			for _, f := range failed {
 				e.log.Warn("conflict fix-up write failed", "map", ms.name, "side", e.sideName(from), "err", f.Err)
 			}
+		}
+	}
+	// Invariant: the conflict shadow is saved only after the target writes
+	// and the fix-ups are done; a crash before replays the transaction,
+	// which plans the same writes and fix-ups again from the unchanged
+	// shadow (the target skips what it already has; fix-ups are
+	// compare-and-set).
+	for _, k := range shadowOrder {
+		if err := e.saveShadow(ctx, ms, k, shadows[k]); err != nil {
+			return err
 		}
 	}
 	if len(writes) > 0 {
@@ -341,7 +344,16 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			continue
 		}
 		keep[pr.Target] = true
-		sh.Cols[pr.Index] = &stamp{At: rule.at, Side: int(from)}
+		win := &stamp{At: rule.at, Side: int(from), Vals: change.Row{}}
+		if v, ok := src[pr.Source]; ok {
+			win.Vals[sideKey(from)] = v
+		}
+		if v, ok := values[pr.Target]; ok {
+			win.Vals[sideKey(to)] = v
+		}
+		sh.Cols[pr.Index] = win
+		// Invariant: fix-ups are compare-and-set against what the engine
+		// itself wrote, so they never overwrite a newer user change.
 		// The engine may have written an older value of the other side
 		// here after this change committed: put this change's value back,
 		// only where the engine's value is still there (compare-and-set),
@@ -386,26 +398,19 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			p.fixups = append(p.fixups, *fix)
 		}
 	}
-	if len(lost) > 0 {
-		// A newer change on the other side won these columns: the source
-		// gets the winning values, unless its user changed them again.
-		row, err := e.readRow(ctx, to, m.Table(to), tkey)
-		if err != nil {
-			return planned{}, err
+	// A newer change on the other side won these columns: the source gets
+	// the winning values, unless its user changed them again.
+	for _, pr := range lost {
+		v, ok := sh.Cols[pr.Index].Vals[sideKey(from)]
+		if !ok {
+			continue
 		}
-		if row != nil {
-			back, err := e.translate(ctx, ms, to, row, false)
-			if err != nil {
-				return planned{}, err
-			}
-			for _, pr := range lost {
-				if v, ok := back[pr.Source]; ok {
-					p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly,
-						Values: change.Row{pr.Source: v}, Expect: change.Row{pr.Source: src[pr.Source]}})
-					sh.wroteOn(from, change.Row{pr.Source: v})
-				}
-			}
+		if cur, ok := src[pr.Source]; ok && mapping.Equal(cur, v) {
+			continue
 		}
+		p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly,
+			Values: change.Row{pr.Source: v}, Expect: change.Row{pr.Source: src[pr.Source]}})
+		sh.wroteOn(from, change.Row{pr.Source: v})
 	}
 	if len(p.target) == 0 {
 		p.skipped = true
@@ -454,7 +459,7 @@ func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side
 // that the target derives, computed on the target row as it will be after
 // the write of vals; nil when the map has none.
 func (e *Engine) derivedAfterWrite(ctx context.Context, ms *mapState, from, to mapping.Side, tkey, skey, vals change.Row) (*connector.Write, error) {
-	if !hasDerivedBack(ms.m, from) {
+	if len(backOnlyPairs(ms.m, from)) == 0 {
 		return nil, nil
 	}
 	post, err := e.readRow(ctx, to, ms.m.Table(to), tkey)
@@ -472,25 +477,6 @@ func (e *Engine) derivedAfterWrite(ctx context.Context, ms *mapState, from, to m
 		return nil, nil
 	}
 	return &connector.Write{Table: ms.m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: back}, nil
-}
-
-func hasDerivedBack(m *mapping.Map, from mapping.Side) bool {
-	to := from.Other()
-	if !m.Flows(to) {
-		return false
-	}
-	fwd := map[int]bool{}
-	if m.Flows(from) {
-		for _, p := range m.Pairs(from) {
-			fwd[p.Index] = true
-		}
-	}
-	for _, p := range m.Pairs(to) {
-		if !fwd[p.Index] {
-			return true
-		}
-	}
-	return false
 }
 
 func describeWrites(ws []connector.Write) string {
@@ -574,8 +560,29 @@ func bothWayTargets(m *mapping.Map, from mapping.Side) map[string]bool {
 // because they are derived data.
 func (e *Engine) derivedBack(ctx context.Context, ms *mapState, from mapping.Side, post change.Row) change.Row {
 	m := ms.m
+	back := backOnlyPairs(m, from)
+	if len(back) == 0 || post == nil {
+		return nil
+	}
+	vals, _, err := e.translateDeferred(ctx, m, from.Other(), post, false, 0)
+	if err != nil {
+		e.log.Debug("derived columns not computed", "map", ms.name, "err", err)
+		return nil
+	}
+	out := change.Row{}
+	for _, p := range back {
+		if v, ok := vals[p.Target]; ok {
+			out[p.Target] = v
+		}
+	}
+	return out
+}
+
+// backOnlyPairs returns the pairs that flow only from the other side to
+// from: values the other side derives for this one.
+func backOnlyPairs(m *mapping.Map, from mapping.Side) []mapping.Pair {
 	to := from.Other()
-	if !m.Flows(to) || post == nil {
+	if !m.Flows(to) {
 		return nil
 	}
 	fwd := map[int]bool{}
@@ -590,21 +597,7 @@ func (e *Engine) derivedBack(ctx context.Context, ms *mapState, from mapping.Sid
 			back = append(back, p)
 		}
 	}
-	if len(back) == 0 {
-		return nil
-	}
-	vals, _, err := e.translateDeferred(ctx, m, to, post, false, 0)
-	if err != nil {
-		e.log.Debug("derived columns not computed", "map", ms.name, "err", err)
-		return nil
-	}
-	out := change.Row{}
-	for _, p := range back {
-		if v, ok := vals[p.Target]; ok {
-			out[p.Target] = v
-		}
-	}
-	return out
+	return back
 }
 
 // changedPairs returns the pairs whose source columns changed. Without a

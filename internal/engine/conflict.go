@@ -25,6 +25,18 @@ type stamp struct {
 	At      int64 `json:"at"`
 	Side    int   `json:"side"`
 	Deleted bool  `json:"deleted,omitempty"`
+	// Vals holds a winning column's value as each side stores it ("0"
+	// left, "1" right), so a losing change can be given the winner's
+	// value without reading the other side, which may hold an older value
+	// the engine wrote there before the winner was processed.
+	Vals change.Row `json:"vals,omitempty"`
+}
+
+func sideKey(s mapping.Side) string {
+	if s == mapping.Left {
+		return "0"
+	}
+	return "1"
 }
 
 type shadowState struct {
