@@ -354,14 +354,14 @@ func (t *tour) activity(ctx context.Context, name string) ([]engine.Activity, er
 func (t *tour) customers(ctx context.Context) error {
 	w := tabwriter.NewWriter(t.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SIDE\tCOMPANY\tACCOUNT\tNAME\tCURRENCY\tCREDIT LIMIT")
-	rows, err := t.erp.QueryContext(ctx, `SELECT dataareaid, accountnum, name, COALESCE(currency, ''), creditlimit FROM custtable ORDER BY dataareaid, accountnum`)
+	rows, err := t.erp.QueryContext(ctx, `SELECT dataareaid, accountnum, name, currency, creditlimit FROM custtable ORDER BY dataareaid, accountnum`)
 	if err != nil {
 		return err
 	}
 	if err := printRows(w, "erp", rows); err != nil {
 		return err
 	}
-	rows, err = t.crm.QueryContext(ctx, `SELECT COALESCE(c.cdm_companycode, '?'), a.accountnumber, COALESCE(a.name, ''), COALESCE(t.isocurrencycode, ''), COALESCE(a.creditlimit, '')
+	rows, err = t.crm.QueryContext(ctx, `SELECT COALESCE(c.cdm_companycode, '?'), a.accountnumber, COALESCE(a.name, ''), COALESCE(t.isocurrencycode, ''), a.creditlimit
 		FROM account a LEFT JOIN cdm_company c ON c.cdm_companyid = a.msdyn_company
 		LEFT JOIN transactioncurrency t ON t.transactioncurrencyid = a.transactioncurrencyid
 		ORDER BY 1, 2`)

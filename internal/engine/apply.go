@@ -376,7 +376,16 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 		vals[col] = v
 	}
 	if len(vals) > len(tkey) || resurrect || known == nil {
-		if resurrect || known == nil {
+		if c.Op == change.Insert && known == nil {
+			// A new record: create it, or (inserted on both sides at once)
+			// update every column, which an insert changes anyway.
+			full := values.Clone()
+			for col, v := range tkey {
+				full[col] = v
+			}
+			p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Upsert, Values: full})
+			sh.wroteOn(to, full)
+		} else if resurrect || known == nil {
 			// The record may be missing on the target (a new record, one
 			// deleted there, or one never synced live): create it whole if
 			// so, without touching a row that exists.
@@ -387,11 +396,13 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.InsertOnly, Values: full})
 			sh.wroteOn(to, full)
 		}
-		// A record known to exist is only updated, never re-created: if
-		// the target's user deleted it meanwhile, that delete is captured
-		// and decided by the rule.
-		p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: vals})
-		sh.wroteOn(to, vals)
+		if c.Op != change.Insert || known != nil {
+			// A record known to exist is only updated, never re-created:
+			// if the target's user deleted it meanwhile, that delete is
+			// captured and decided by the rule.
+			p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: vals})
+			sh.wroteOn(to, vals)
+		}
 		if fix, err := e.derivedAfterWrite(ctx, ms, from, to, tkey, skey, vals); err != nil {
 			return planned{}, err
 		} else if fix != nil {
