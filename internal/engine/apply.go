@@ -18,6 +18,7 @@ import (
 // planned is what one source change turns into.
 type planned struct {
 	key     string            // canonical key (left-side key values as JSON)
+	keys    [2]change.Row     // the record's integration key on each side
 	target  []connector.Write // writes on the other side
 	fixups  []connector.Write // writes on the source side, so both sides hold the winner
 	shadow  *shadowState      // the shadow to save before applying; nil when none
@@ -33,12 +34,10 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 	defer ms.applyMu.Unlock()
 	to := from.Other()
 	var writes []connector.Write
-	// Fix-ups are kept per key: a later change to the same key in this
-	// transaction is the source's newer reality and replaces the earlier
-	// change's fix-ups (which would otherwise undo it, being applied after
-	// every target write).
-	fixupsByKey := map[string][]connector.Write{}
-	var fixupOrder []string
+	// Fix-ups run after the target writes, in change order. Being
+	// compare-and-set, one planned for an earlier change cannot undo a
+	// later change of the same record.
+	var fixups []connector.Write
 	type ref struct {
 		c   change.Change
 		key string
@@ -47,6 +46,7 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 	// Shadows changed by this transaction's plans; saved once its target
 	// writes have committed.
 	shadows := map[string]*shadowState{}
+	keysOf := map[string][2]change.Row{}
 	var shadowOrder []string
 	for i, c := range tx.Changes {
 		keyHint := keyHintOf(ms.m, from, c)
@@ -81,15 +81,15 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 				shadowOrder = append(shadowOrder, p.key)
 			}
 			shadows[p.key] = p.shadow
+			if p.keys[0] != nil {
+				keysOf[p.key] = p.keys
+			}
 		}
 		for _, w := range p.target {
 			w.Ref = i
 			writes = append(writes, w)
 		}
-		if _, seen := fixupsByKey[p.key]; !seen {
-			fixupOrder = append(fixupOrder, p.key)
-		}
-		fixupsByKey[p.key] = p.fixups
+		fixups = append(fixups, p.fixups...)
 		refs[i] = ref{c, p.key}
 	}
 	stream := ms.name + ":" + e.direction(from)
@@ -121,26 +121,34 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 	}
 	ms.applied[from].Add(int64(len(appliedRefs)))
 
-	var fixups []connector.Write
-	for _, k := range fixupOrder {
-		fixups = append(fixups, fixupsByKey[k]...)
+	// Reconcile every record this transaction touched, once, from the
+	// final shadow: both sides end as the conflict rule says.
+	var side [2][]connector.Write
+	side[from] = append(side[from], fixups...)
+	for _, k := range shadowOrder {
+		ws, err := e.reconcile(ctx, ms, shadows[k], keysOf[k])
+		if err != nil {
+			return err
+		}
+		side[0] = append(side[0], ws[0]...)
+		side[1] = append(side[1], ws[1]...)
 	}
-	if len(fixups) > 0 {
-		for _, chunk := range splitWrites(fixups) {
-			failed, err := e.applyBatch(ctx, from, connector.Batch{Stream: ms.name + ":fixup", Writes: chunk})
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		for _, chunk := range splitWrites(side[s]) {
+			failed, err := e.applyBatch(ctx, s, connector.Batch{Stream: ms.name + ":reconcile", Writes: chunk})
 			if err != nil {
 				return err
 			}
 			for _, f := range failed {
-				e.log.Warn("conflict fix-up write failed", "map", ms.name, "side", e.sideName(from), "err", f.Err)
+				e.log.Warn("reconciliation write failed", "map", ms.name, "side", e.sideName(s), "err", f.Err)
 			}
 		}
 	}
 	// Invariant: the conflict shadow is saved only after the target writes
-	// and the fix-ups are done; a crash before replays the transaction,
-	// which plans the same writes and fix-ups again from the unchanged
-	// shadow (the target skips what it already has; fix-ups are
-	// compare-and-set).
+	// and the reconciliation are done; a crash before replays the
+	// transaction, which plans the same writes again from the unchanged
+	// shadow (the target skips what it already has; reconciliation is
+	// compare-and-set on what it reads).
 	for _, k := range shadowOrder {
 		if err := e.saveShadow(ctx, ms, k, shadows[k]); err != nil {
 			return err
@@ -306,42 +314,28 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 	}
 
 	// Insert or update.
-	raw := rawValues(src, c.Unchanged)
+	p.keys = [2]change.Row{}
+	p.keys[from], p.keys[to] = skey, tkey
 	if sh.Row != nil && sh.Row.Deleted && !rule.wins(sh.Row) {
-		// The record was deleted on the other side after this change: it
-		// goes here too, unless the user changed it again since.
-		p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Delete, Expect: raw})
-		sh.deletedOn(from)
+		// The record was deleted on the other side after this change; the
+		// reconciliation removes it here too.
 		p.skipped = true
 		return p, nil
 	}
 	resurrect := c.Op == change.Insert || (sh.Row != nil && sh.Row.Deleted)
 	known := sh.Row
-	sh.forgetMatching(from, raw)
 	if sh.Row == nil || rule.wins(sh.Row) {
-		if resurrect && sh.Gone[from] {
-			// The engine deleted the record here; this newer change
-			// brings it back.
-			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.InsertOnly, Values: raw})
-			sh.wroteOn(from, raw)
-		}
 		sh.Row = &stamp{At: rule.at, Side: int(from)}
 	}
 	changed := changedPairs(m, from, c, resurrect)
 	keep := map[string]bool{}
-	var lost []mapping.Pair
 	for _, pr := range m.Pairs(from) {
 		if !both[pr.Index] {
 			keep[pr.Target] = true // one-way columns always flow
 			continue
 		}
-		if !changed[pr.Index] {
-			continue
-		}
-		prev := sh.Cols[pr.Index]
-		if !rule.wins(prev) {
-			lost = append(lost, pr)
-			continue
+		if !changed[pr.Index] || !rule.wins(sh.Cols[pr.Index]) {
+			continue // unchanged here, or a newer change on the other side won
 		}
 		keep[pr.Target] = true
 		win := &stamp{At: rule.at, Side: int(from), Vals: change.Row{}}
@@ -352,19 +346,6 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			win.Vals[sideKey(to)] = v
 		}
 		sh.Cols[pr.Index] = win
-		// Invariant: fix-ups are compare-and-set against what the engine
-		// itself wrote, so they never overwrite a newer user change.
-		// The engine may have written an older value of the other side
-		// here after this change committed: put this change's value back,
-		// only where the engine's value is still there (compare-and-set),
-		// so a newer user change is never overwritten.
-		if w, ok := sh.Wrote[from][pr.Source]; ok && sh.Wrote[from] != nil {
-			if v, ok := src[pr.Source]; ok && !mapping.Equal(v, w) {
-				p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly,
-					Values: change.Row{pr.Source: v}, Expect: change.Row{pr.Source: w}})
-				sh.wroteOn(from, change.Row{pr.Source: v})
-			}
-		}
 	}
 	vals := change.Row{}
 	for col, v := range values {
@@ -376,52 +357,32 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 		vals[col] = v
 	}
 	if len(vals) > len(tkey) || resurrect || known == nil {
-		if c.Op == change.Insert && known == nil {
-			// A new record: create it, or (inserted on both sides at once)
-			// update every column, which an insert changes anyway.
-			full := values.Clone()
-			for col, v := range tkey {
-				full[col] = v
-			}
-			p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Upsert, Values: full})
-			sh.wroteOn(to, full)
-		} else if resurrect || known == nil {
-			// The record may be missing on the target (a new record, one
-			// deleted there, or one never synced live): create it whole if
-			// so, without touching a row that exists.
-			full := values.Clone()
-			for col, v := range tkey {
-				full[col] = v
-			}
-			p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.InsertOnly, Values: full})
-			sh.wroteOn(to, full)
+		full := values.Clone()
+		for col, v := range tkey {
+			full[col] = v
 		}
-		if c.Op != change.Insert || known != nil {
+		switch {
+		case c.Op == change.Insert && known == nil:
+			// A new record: create it, or (inserted on both sides at
+			// once) update every column, which an insert changes anyway.
+			p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Upsert, Values: full})
+		case resurrect || known == nil:
+			// The record may be missing on the target (deleted there, or
+			// never synced live): create it whole if so, then update.
+			p.target = append(p.target,
+				connector.Write{Table: m.Table(to), Key: tkey, Op: connector.InsertOnly, Values: full},
+				connector.Write{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: vals})
+		default:
 			// A record known to exist is only updated, never re-created:
-			// if the target's user deleted it meanwhile, that delete is
-			// captured and decided by the rule.
+			// a delete on the target not yet processed is decided by the
+			// rule, not undone by this update.
 			p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: vals})
-			sh.wroteOn(to, vals)
 		}
 		if fix, err := e.derivedAfterWrite(ctx, ms, from, to, tkey, skey, vals); err != nil {
 			return planned{}, err
 		} else if fix != nil {
 			p.fixups = append(p.fixups, *fix)
 		}
-	}
-	// A newer change on the other side won these columns: the source gets
-	// the winning values, unless its user changed them again.
-	for _, pr := range lost {
-		v, ok := sh.Cols[pr.Index].Vals[sideKey(from)]
-		if !ok {
-			continue
-		}
-		if cur, ok := src[pr.Source]; ok && mapping.Equal(cur, v) {
-			continue
-		}
-		p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly,
-			Values: change.Row{pr.Source: v}, Expect: change.Row{pr.Source: src[pr.Source]}})
-		sh.wroteOn(from, change.Row{pr.Source: v})
 	}
 	if len(p.target) == 0 {
 		p.skipped = true
@@ -431,39 +392,105 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 
 // planDelete applies the conflict rule to a delete.
 func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side, rule conflictRule, sh *shadowState, p planned, tkey, skey change.Row) (planned, error) {
-	m := ms.m
 	to := from.Other()
+	p.keys = [2]change.Row{}
+	p.keys[from], p.keys[to] = skey, tkey
 	if !rule.wins(sh.Row) {
-		// A newer write on the other side keeps the record alive: put it
-		// back here, unless the user re-created it meanwhile.
-		row, err := e.readRow(ctx, to, m.Table(to), tkey)
-		if err != nil {
-			return planned{}, err
-		}
-		if row != nil {
-			back, err := e.translate(ctx, ms, to, row, false)
-			if err != nil {
-				return planned{}, err
-			}
-			for k, v := range skey {
-				back[k] = v
-			}
-			p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.InsertOnly, Values: back})
-			sh.wroteOn(from, back)
-		}
+		// A newer write on the other side keeps the record alive; the
+		// reconciliation puts it back here.
 		p.skipped = true
 		return p, nil
 	}
 	sh.Row = &stamp{At: rule.at, Side: int(from), Deleted: true}
-	p.target = append(p.target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Delete})
-	sh.deletedOn(to)
-	if w := sh.Wrote[from]; w != nil && !sh.Gone[from] {
-		// The engine may have re-created or updated the record here after
-		// the user deleted it: remove what the engine wrote, and only that.
-		p.fixups = append(p.fixups, connector.Write{Table: m.Table(from), Key: skey, Op: connector.Delete, Expect: w})
-	}
-	sh.deletedOn(from)
+	p.target = append(p.target, connector.Write{Table: ms.m.Table(to), Key: tkey, Op: connector.Delete})
 	return p, nil
+}
+
+// reconcile makes both sides of a record match the conflict rule's
+// verdict, after the writes of a transaction committed: the record exists
+// or not as its latest write says, and every column the rule has decided
+// holds the winning value on both sides. It reads both rows and writes
+// only what differs, compare-and-set against what it read. A target write
+// may have replaced a newer user change that was not captured yet; that
+// change is captured later, wins, and its own reconciliation restores it.
+// Because the verdict is a maximum over all writes, the reconciliation
+// after the last processed change leaves both sides equal.
+func (e *Engine) reconcile(ctx context.Context, ms *mapState, sh *shadowState, keys [2]change.Row) ([2][]connector.Write, error) {
+	var out [2][]connector.Write
+	if sh == nil || sh.Row == nil || keys[0] == nil || keys[1] == nil {
+		return out, nil
+	}
+	m := ms.m
+	var rows [2]change.Row
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		r, err := e.readRow(ctx, s, m.Table(s), keys[s])
+		if err != nil {
+			return out, err
+		}
+		rows[s] = r
+	}
+	if sh.Row.Deleted {
+		for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+			if rows[s] != nil {
+				out[s] = append(out[s], connector.Write{Table: m.Table(s), Key: keys[s], Op: connector.Delete, Expect: rows[s]})
+			}
+		}
+		return out, nil
+	}
+	cols := pairColumns(m)
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		other := s.Other()
+		if rows[s] == nil {
+			if rows[other] == nil || !m.Flows(other) {
+				continue
+			}
+			vals, err := e.translate(ctx, ms, other, rows[other], false)
+			if err != nil {
+				return out, err
+			}
+			for idx, st := range sh.Cols {
+				if v, ok := st.Vals[sideKey(s)]; ok && cols[idx][s] != "" {
+					vals[cols[idx][s]] = v
+				}
+			}
+			for k, v := range keys[s] {
+				vals[k] = v
+			}
+			out[s] = append(out[s], connector.Write{Table: m.Table(s), Key: keys[s], Op: connector.InsertOnly, Values: vals})
+			continue
+		}
+		fix, expect := change.Row{}, change.Row{}
+		for idx, st := range sh.Cols {
+			col := cols[idx][s]
+			v, ok := st.Vals[sideKey(s)]
+			if col == "" || !ok {
+				continue
+			}
+			if cur, present := rows[s][col]; present && !mapping.Equal(cur, v) {
+				fix[col], expect[col] = v, cur
+			}
+		}
+		if len(fix) > 0 {
+			out[s] = append(out[s], connector.Write{Table: m.Table(s), Key: keys[s], Op: connector.UpdateOnly, Values: fix, Expect: expect})
+		}
+	}
+	return out, nil
+}
+
+// pairColumns maps each pair index to its column on each side.
+func pairColumns(m *mapping.Map) map[int][2]string {
+	out := map[int][2]string{}
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		if !m.Flows(s) {
+			continue
+		}
+		for _, p := range m.Pairs(s) {
+			c := out[p.Index]
+			c[s], c[s.Other()] = p.Source, p.Target
+			out[p.Index] = c
+		}
+	}
+	return out
 }
 
 // derivedAfterWrite returns the source-side write of the one-way columns
@@ -500,8 +527,26 @@ func describeWrites(ws []connector.Write) string {
 		if len(w.Expect) > 0 {
 			b = append(b, " (conditional)"...)
 		}
+		if len(ws) < 8 {
+			b = append(b, " {"...)
+			for _, k := range sortedStrings(mapKeys(w.Values)) {
+				b = fmt.Appendf(b, "%s=%.12v ", k, w.Values[k])
+			}
+			for _, k := range sortedStrings(mapKeys(w.Expect)) {
+				b = fmt.Appendf(b, "expect %s=%.12v ", k, w.Expect[k])
+			}
+			b = append(b, '}')
+		}
 	}
 	return string(b)
+}
+
+func mapKeys(r change.Row) []string {
+	out := make([]string, 0, len(r))
+	for k := range r {
+		out = append(out, k)
+	}
+	return out
 }
 
 // plainWrite builds the target write of a change without conflict rules.

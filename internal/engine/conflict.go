@@ -26,9 +26,8 @@ type stamp struct {
 	Side    int   `json:"side"`
 	Deleted bool  `json:"deleted,omitempty"`
 	// Vals holds a winning column's value as each side stores it ("0"
-	// left, "1" right), so a losing change can be given the winner's
-	// value without reading the other side, which may hold an older value
-	// the engine wrote there before the winner was processed.
+	// left, "1" right): the reconciliation writes it wherever a side
+	// holds something else.
 	Vals change.Row `json:"vals,omitempty"`
 }
 
@@ -42,38 +41,6 @@ func sideKey(s mapping.Side) string {
 type shadowState struct {
 	Row  *stamp         `json:"row,omitempty"`
 	Cols map[int]*stamp `json:"cols,omitempty"`
-	// Wrote holds, per side, the values the engine last wrote there for
-	// this record (that side's column names), and Gone whether the
-	// engine's last write there deleted it. Fix-ups on a side are
-	// compare-and-set against these values, so they only ever replace the
-	// engine's own writes, never a newer user change.
-	Wrote [2]change.Row `json:"wrote"`
-	Gone  [2]bool       `json:"gone"`
-}
-
-func (sh *shadowState) wroteOn(s mapping.Side, vals change.Row) {
-	if sh.Wrote[s] == nil {
-		sh.Wrote[s] = change.Row{}
-	}
-	for k, v := range vals {
-		sh.Wrote[s][k] = v
-	}
-	sh.Gone[s] = false
-}
-
-// forgetMatching drops the engine-written values of side s that a user
-// change from s now holds too: whoever wrote last, the side has that value.
-func (sh *shadowState) forgetMatching(s mapping.Side, row change.Row) {
-	for k, w := range sh.Wrote[s] {
-		if v, ok := row[k]; ok && mapping.Equal(v, w) {
-			delete(sh.Wrote[s], k)
-		}
-	}
-}
-
-func (sh *shadowState) deletedOn(s mapping.Side) {
-	sh.Wrote[s] = nil
-	sh.Gone[s] = true
 }
 
 type conflictRule struct {

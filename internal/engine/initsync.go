@@ -179,7 +179,7 @@ func (e *Engine) initChunk(ctx context.Context, ms *mapState, from mapping.Side,
 		if !ok {
 			continue
 		}
-		ws, back, isConflict, deferred, err := e.reconcile(ctx, ms, from, row, onlyMissing)
+		ws, back, isConflict, deferred, err := e.reconcileInit(ctx, ms, from, row, onlyMissing)
 		if err != nil {
 			if isTransient(err) {
 				return 0, err
@@ -234,11 +234,11 @@ func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.S
 	return nil
 }
 
-// reconcile decides what one source row needs: writes on the target, and
+// reconcileInit decides what one source row needs: writes on the target, and
 // writes back on the source when the target is the master of a conflict or
 // when one-way columns flow back from the target (values the target
 // derives, such as an expression over the row).
-func (e *Engine) reconcile(ctx context.Context, ms *mapState, from mapping.Side, row change.Row, onlyMissing bool) (target, source []connector.Write, conflict, deferred bool, err error) {
+func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.Side, row change.Row, onlyMissing bool) (target, source []connector.Write, conflict, deferred bool, err error) {
 	m := ms.m
 	to := from.Other()
 	vals, deferred, err := e.translateDeferred(ctx, m, from, row, true, 0)
