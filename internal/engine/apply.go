@@ -471,6 +471,8 @@ func (e *Engine) reconcile(ctx context.Context, ms *mapState, sh *shadowState, k
 			}
 		}
 		if len(fix) > 0 {
+			// Invariant: reconciliation is compare-and-set on the row just
+			// read, so a change committed since is left for its own turn.
 			out[s] = append(out[s], connector.Write{Table: m.Table(s), Key: keys[s], Op: connector.UpdateOnly, Values: fix, Expect: expect})
 		}
 	}
