@@ -3,6 +3,7 @@ package app_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -467,5 +468,63 @@ func TestConcurrentEditsConverge(t *testing.T) {
 		// The later write wins the name; the credit limit, changed only on
 		// the ERP, flows.
 		return e == c && e == "CRM edit, later|2.0000", e + " vs " + c
+	})
+}
+
+func TestSkipInitialSyncGoesStraightToRunning(t *testing.T) {
+	l := newLink(t, baseERP+`INSERT INTO custtable (dataareaid, accountnum, name) VALUES ('usmf', 'S-1', 'Pre-existing');`, "")
+	l.start()
+	for _, n := range []string{"companies", "currencies", "customergroups"} {
+		l.mustCall("POST", "/api/v1/maps/"+n+"/run", map[string]any{}, nil)
+		l.waitStatus(n, "Running")
+	}
+	l.mustCall("POST", "/api/v1/maps/customers/run", map[string]any{"skip_initial_sync": true}, nil)
+	l.waitStatus("customers", "Running")
+	if n := l.count(l.crm, `SELECT count(*) FROM account`); n != 0 {
+		t.Fatalf("skip_initial_sync copied %d pre-existing rows", n)
+	}
+	// Live sync works from then on.
+	l.exec(l.erp, `INSERT INTO custtable (dataareaid, accountnum, name) VALUES ('usmf', 'S-2', 'New')`)
+	l.eventually("live change reaches crm", func() (bool, string) {
+		got := l.queryString(l.crm, `SELECT name FROM account WHERE accountnumber='S-2'`)
+		return got == "New", got
+	})
+	var acts struct {
+		Activity []struct{ Kind, Message string }
+	}
+	l.mustCall("GET", "/api/v1/maps/customers/activity?limit=50", nil, &acts)
+	found := false
+	for _, a := range acts.Activity {
+		if a.Kind == "run" && strings.Contains(a.Message, "initial sync off") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("activity log does not record the skipped initial sync: %+v", acts.Activity)
+	}
+}
+
+func TestQueueWarnsBeforeRetention(t *testing.T) {
+	l := newLink(t, baseERP, "")
+	cfg := readFile(t, l.cfgPath)
+	cfg = strings.Replace(cfg, "  poll_interval: 10ms", "  poll_interval: 10ms\n  queue_retention: 1h\n  queue_warn_at: 400ms", 1)
+	if err := os.WriteFile(l.cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.start()
+	l.runAll()
+	l.mustCall("POST", "/api/v1/maps/customers/pause", map[string]any{}, nil)
+	l.exec(l.erp, `INSERT INTO custtable (dataareaid, accountnum, name) VALUES ('usmf', 'Q-1', 'Queued')`)
+	l.eventually("a retention warning in the activity log", func() (bool, string) {
+		var acts struct {
+			Activity []struct{ Kind, Message string }
+		}
+		l.mustCall("GET", "/api/v1/maps/customers/activity?limit=50", nil, &acts)
+		for _, a := range acts.Activity {
+			if a.Kind == "warning" && strings.Contains(a.Message, "DW2020") {
+				return true, a.Message
+			}
+		}
+		return false, fmt.Sprint(len(acts.Activity), " entries")
 	})
 }

@@ -85,7 +85,11 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 
 // watchQueues warns well before retention would drop queued changes.
 func (e *Engine) watchQueues(ctx context.Context) {
-	t := time.NewTicker(10 * time.Second)
+	every := 10 * time.Second
+	if w := e.cfg.Engine.QueueWarnAt.D(); w > 0 && w/4 < every {
+		every = max(w/4, 100*time.Millisecond)
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
