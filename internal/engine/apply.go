@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/change"
@@ -212,7 +213,7 @@ func (e *Engine) park(ctx context.Context, ms *mapState, from mapping.Side, tx c
 	}
 	if code != problem.WaitingBehindError {
 		e.log.Warn("change parked as catch-up error", "map", ms.name, "direction", e.direction(from), "key", key, "code", string(code), "err", err)
-		e.activity(ctx, ms.name, "engine", "error", fmt.Sprintf("%s %s key %s: %v", code, e.direction(from), key, err))
+		e.activity(ctx, ms.name, "engine", "error", fmt.Sprintf("%s %s key %s: %v", code, e.direction(from), keyText(key), err))
 	}
 	ms.parked[key] = true
 }
@@ -852,6 +853,23 @@ func encodeKey(vals []any) (string, error) {
 	}
 	b, err := json.Marshal(parts)
 	return string(b), err
+}
+
+// keyText renders a canonical key for people: (usmf, US-001).
+func keyText(key string) string {
+	vals, err := decodeKey(key)
+	if err != nil {
+		return key
+	}
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		if t, ok := v.(time.Time); ok {
+			parts[i] = t.Format(time.RFC3339Nano)
+			continue
+		}
+		parts[i] = fmt.Sprint(v)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
 }
 
 func decodeKey(s string) ([]any, error) {

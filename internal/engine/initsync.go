@@ -195,7 +195,7 @@ func (e *Engine) initChunk(ctx context.Context, ms *mapState, from mapping.Side,
 		if isConflict {
 			*conflicts++
 			if *conflicts <= maxLoggedConflicts {
-				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", skey, e.sideName(ms.master)))
+				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", keyText(skey), e.sideName(ms.master)))
 			}
 		}
 		for _, w := range ws {
