@@ -175,95 +175,7 @@ func TestRandomizedConvergence(t *testing.T) {
 			_ = os.WriteFile(*convergenceDebug, b, 0o644)
 		})
 	}
-	if code, body := p.post("/api/v1/maps/items/run", map[string]any{}); code != 200 {
-		t.Fatalf("run: %d %s", code, body)
-	}
-	waitFor(t, "items running", func() bool { return p.status("items") == "Running" })
-
-	keys := make([]string, 25)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("K-%02d", i)
-	}
-	witnesses := map[string]string{} // key → side it was inserted on
-	paused := false
-	for i := 0; i < *convergenceOps; i++ {
-		// Distinct commit times keep "later" well defined for the rule
-		// (SQLite stamps with millisecond precision).
-		time.Sleep(2 * time.Millisecond)
-		switch r := rng.IntN(100); {
-		case r < 3 && *convergenceKill:
-			p.kill()
-			p.start()
-			paused = p.status("items") == "Paused"
-		case r < 8 && *convergencePause:
-			if paused {
-				p.post("/api/v1/maps/items/run", map[string]any{})
-				waitFor(t, "resumed", func() bool { return p.status("items") == "Running" })
-				paused = false
-			} else if p.status("items") == "Running" {
-				p.post("/api/v1/maps/items/pause", map[string]any{})
-				paused = true
-			}
-		case r < 14:
-			side, db := "erp", erp
-			if rng.IntN(2) == 0 {
-				side, db = "crm", crm
-			}
-			k := fmt.Sprintf("W-%05d", i)
-			witnesses[k] = side
-			insertItem(t, db, side, k, witnessValues(k))
-		default:
-			side, db := "erp", erp
-			if rng.IntN(2) == 0 {
-				side, db = "crm", crm
-			}
-			k := keys[rng.IntN(len(keys))]
-			exists := itemExists(t, db, side, k)
-			switch op := rng.IntN(10); {
-			case !exists:
-				insertItem(t, db, side, k, randomValues(rng))
-			case op < 2:
-				deleteItem(t, db, side, k)
-			default:
-				updateItem(t, db, side, k, randomValues(rng))
-			}
-		}
-	}
-	if paused {
-		p.post("/api/v1/maps/items/run", map[string]any{})
-	}
-	waitFor(t, "items running at the end", func() bool { return p.status("items") == "Running" })
-
-	var lastDiff string
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		l, r := dumpItems(t, erp, crm)
-		if lastDiff = diffDumps(l, r); lastDiff == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sides did not converge:\n%s\nengine warnings and errors:\n%s", lastDiff, problemsIn(logs.Name()))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// Quiescent: an echo would keep changes flowing after convergence.
-	before := appliedCount(t, p)
-	time.Sleep(500 * time.Millisecond)
-	if after := appliedCount(t, p); after != before {
-		t.Fatalf("changes keep flowing after convergence: %d → %d applied", before, after)
-	}
-	l, _ := dumpItems(t, erp, crm)
-	for k := range witnesses {
-		want := itemString(k, witnessValues(k))
-		if l[k] != want {
-			t.Errorf("witness %s (inserted on %s) = %q, want %q: a change was lost", k, witnesses[k], l[k], want)
-		}
-	}
-	// No duplicates: the unique keys hold on both sides, and each has
-	// exactly the rows of the other.
-	if n, m := countRows(t, erp, "items"), countRows(t, crm, "item"); n != m {
-		t.Fatalf("row counts differ: erp %d, crm %d", n, m)
-	}
+	randomizedRun(t, p, erp, crm, *convergenceOps, rng)
 }
 
 type itemValues struct {
@@ -302,26 +214,50 @@ func kindCode(k any) any {
 // whose insert loses a race on its unique key).
 func insertItem(t *testing.T, db *sql.DB, side, k string, v itemValues) {
 	if side == "erp" {
-		mustExec(t, db, `INSERT INTO items (code, name, qty, price, note, kind) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING`, k, v.name, v.qty, v.price, v.note, v.kind)
+		mustExec(t, db, dialect(db, `INSERT INTO items (code, name, qty, price, note, kind) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING`), k, v.name, v.qty, v.price, v.note, v.kind)
 		return
 	}
-	mustExec(t, db, `INSERT INTO item (itemcode, title, quantity, amount, remark, kindcode) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING`, k, v.name, v.qty, v.price, v.note, kindCode(v.kind))
+	mustExec(t, db, dialect(db, `INSERT INTO item (itemcode, title, quantity, amount, remark, kindcode) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING`), k, v.name, v.qty, v.price, v.note, kindCode(v.kind))
+}
+
+// dialect adapts the test's SQLite-flavoured statements to the database
+// behind db: $n placeholders on PostgreSQL, INSERT IGNORE on MariaDB.
+func dialect(db *sql.DB, q string) string {
+	switch fmt.Sprintf("%T", db.Driver()) {
+	case "*stdlib.Driver":
+		n := 0
+		var b strings.Builder
+		for _, r := range q {
+			if r == '?' {
+				n++
+				fmt.Fprintf(&b, "$%d", n)
+				continue
+			}
+			b.WriteRune(r)
+		}
+		return b.String()
+	case "mysql.MySQLDriver", "*mysql.MySQLDriver":
+		if strings.HasSuffix(q, " ON CONFLICT DO NOTHING") {
+			return "INSERT IGNORE" + strings.TrimSuffix(strings.TrimPrefix(q, "INSERT"), " ON CONFLICT DO NOTHING")
+		}
+	}
+	return q
 }
 
 func updateItem(t *testing.T, db *sql.DB, side, k string, v itemValues) {
 	if side == "erp" {
-		mustExec(t, db, `UPDATE items SET name=?, qty=?, price=?, note=?, kind=? WHERE code=?`, v.name, v.qty, v.price, v.note, v.kind, k)
+		mustExec(t, db, dialect(db, `UPDATE items SET name=?, qty=?, price=?, note=?, kind=? WHERE code=?`), v.name, v.qty, v.price, v.note, v.kind, k)
 		return
 	}
-	mustExec(t, db, `UPDATE item SET title=?, quantity=?, amount=?, remark=?, kindcode=? WHERE itemcode=?`, v.name, v.qty, v.price, v.note, kindCode(v.kind), k)
+	mustExec(t, db, dialect(db, `UPDATE item SET title=?, quantity=?, amount=?, remark=?, kindcode=? WHERE itemcode=?`), v.name, v.qty, v.price, v.note, kindCode(v.kind), k)
 }
 
 func deleteItem(t *testing.T, db *sql.DB, side, k string) {
 	if side == "erp" {
-		mustExec(t, db, `DELETE FROM items WHERE code=?`, k)
+		mustExec(t, db, dialect(db, `DELETE FROM items WHERE code=?`), k)
 		return
 	}
-	mustExec(t, db, `DELETE FROM item WHERE itemcode=?`, k)
+	mustExec(t, db, dialect(db, `DELETE FROM item WHERE itemcode=?`), k)
 }
 
 func itemExists(t *testing.T, db *sql.DB, side, k string) bool {
@@ -330,7 +266,7 @@ func itemExists(t *testing.T, db *sql.DB, side, k string) bool {
 		q = `SELECT count(*) FROM item WHERE itemcode=?`
 	}
 	var n int
-	if err := db.QueryRow(q, k).Scan(&n); err != nil {
+	if err := db.QueryRow(dialect(db, q), k).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n > 0
@@ -358,7 +294,7 @@ func dumpItems(t *testing.T, erp, crm *sql.DB) (map[string]string, map[string]st
 			if err := rows.Scan(&k, &name, &qty, &price, &note, &kind); err != nil {
 				t.Fatal(err)
 			}
-			v := itemValues{name: nullable(name), note: nullable(note), price: nullable(price)}
+			v := itemValues{name: nullable(name), note: nullable(note), price: nullable(trimDecimal(price))}
 			if qty.Valid {
 				v.qty = qty.Int64
 			}
@@ -478,4 +414,109 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// randomizedRun drives random operations on both sides of the items link
+// that p serves, then requires convergence with nothing lost or doubled.
+func randomizedRun(t *testing.T, p *engineProc, erp, crm *sql.DB, ops int, rng *rand.Rand) {
+	t.Helper()
+	logs := p.logs
+	if code, body := p.post("/api/v1/maps/items/run", map[string]any{}); code != 200 {
+		t.Fatalf("run: %d %s", code, body)
+	}
+	waitFor(t, "items running", func() bool { return p.status("items") == "Running" })
+
+	keys := make([]string, 25)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("K-%02d", i)
+	}
+	witnesses := map[string]string{} // key → side it was inserted on
+	paused := false
+	for i := 0; i < ops; i++ {
+		// Distinct commit times keep "later" well defined for the rule
+		// (SQLite stamps with millisecond precision).
+		time.Sleep(2 * time.Millisecond)
+		switch r := rng.IntN(100); {
+		case r < 3 && *convergenceKill:
+			p.kill()
+			p.start()
+			paused = p.status("items") == "Paused"
+		case r < 8 && *convergencePause:
+			if paused {
+				p.post("/api/v1/maps/items/run", map[string]any{})
+				waitFor(t, "resumed", func() bool { return p.status("items") == "Running" })
+				paused = false
+			} else if p.status("items") == "Running" {
+				p.post("/api/v1/maps/items/pause", map[string]any{})
+				paused = true
+			}
+		case r < 14:
+			side, db := "erp", erp
+			if rng.IntN(2) == 0 {
+				side, db = "crm", crm
+			}
+			k := fmt.Sprintf("W-%05d", i)
+			witnesses[k] = side
+			insertItem(t, db, side, k, witnessValues(k))
+		default:
+			side, db := "erp", erp
+			if rng.IntN(2) == 0 {
+				side, db = "crm", crm
+			}
+			k := keys[rng.IntN(len(keys))]
+			exists := itemExists(t, db, side, k)
+			switch op := rng.IntN(10); {
+			case !exists:
+				insertItem(t, db, side, k, randomValues(rng))
+			case op < 2:
+				deleteItem(t, db, side, k)
+			default:
+				updateItem(t, db, side, k, randomValues(rng))
+			}
+		}
+	}
+	if paused {
+		p.post("/api/v1/maps/items/run", map[string]any{})
+	}
+	waitFor(t, "items running at the end", func() bool { return p.status("items") == "Running" })
+
+	var lastDiff string
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		l, r := dumpItems(t, erp, crm)
+		if lastDiff = diffDumps(l, r); lastDiff == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sides did not converge:\n%s\nengine warnings and errors:\n%s", lastDiff, problemsIn(logs.Name()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Quiescent: an echo would keep changes flowing after convergence.
+	before := appliedCount(t, p)
+	time.Sleep(500 * time.Millisecond)
+	if after := appliedCount(t, p); after != before {
+		t.Fatalf("changes keep flowing after convergence: %d → %d applied", before, after)
+	}
+	l, _ := dumpItems(t, erp, crm)
+	for k := range witnesses {
+		want := itemString(k, witnessValues(k))
+		if l[k] != want {
+			t.Errorf("witness %s (inserted on %s) = %q, want %q: a change was lost", k, witnesses[k], l[k], want)
+		}
+	}
+	// No duplicates: the unique keys hold on both sides, and each has
+	// exactly the rows of the other.
+	if n, m := countRows(t, erp, "items"), countRows(t, crm, "item"); n != m {
+		t.Fatalf("row counts differ: erp %d, crm %d", n, m)
+	}
+}
+
+// trimDecimal drops trailing fraction zeros ("1.2500" → "1.25") so that a
+// DECIMAL(19,4) read from a server compares with the value written.
+func trimDecimal(s sql.NullString) sql.NullString {
+	if s.Valid && strings.Contains(s.String, ".") && !strings.ContainsAny(s.String, "eE") {
+		s.String = strings.TrimRight(strings.TrimRight(s.String, "0"), ".")
+	}
+	return s
 }

@@ -1,0 +1,124 @@
+package app_test
+
+import (
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+)
+
+// serverDB creates an empty database on a real server and drops it when
+// the test ends. It returns the engine's DSN and a connection as "the
+// application".
+func serverDB(t *testing.T, driver string) (string, *sql.DB) {
+	t.Helper()
+	name := fmt.Sprintf("dw_test_conv_%d", rand.Uint32())
+	var admin, dsn, sqlDriver string
+	switch driver {
+	case "postgres":
+		admin, dsn, sqlDriver = "postgres://postgres@127.0.0.1:5432/postgres", "postgres://postgres@127.0.0.1:5432/"+name, "pgx"
+	case "mysql":
+		admin, dsn, sqlDriver = "root@tcp(127.0.0.1:3306)/", "root@tcp(127.0.0.1:3306)/"+name, "mysql"
+	}
+	adm, err := sql.Open(sqlDriver, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create database on %s: %v", driver, err)
+	}
+	app, err := sql.Open(sqlDriver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		app.Close()
+		q := "DROP DATABASE IF EXISTS " + name
+		if driver == "postgres" {
+			q += " WITH (FORCE)"
+		}
+		if _, err := adm.Exec(q); err != nil {
+			t.Logf("drop %s: %v", name, err)
+		}
+		adm.Close()
+	})
+	return dsn, app
+}
+
+const serverItemsLeft = `CREATE TABLE items (code VARCHAR(40) PRIMARY KEY, name TEXT, qty INTEGER, price DECIMAL(19,4), note TEXT, kind VARCHAR(8))`
+
+func serverItemsRight(driver string) string {
+	id := "itemid UUID PRIMARY KEY DEFAULT gen_random_uuid()"
+	if driver == "mysql" {
+		id = "itemid UUID PRIMARY KEY DEFAULT (UUID())"
+	}
+	return `CREATE TABLE item (` + id + `, itemcode VARCHAR(40) NOT NULL UNIQUE, title TEXT, quantity INTEGER, amount DECIMAL(19,4), remark TEXT, kindcode INTEGER)`
+}
+
+const serverItemsConfig = `link:
+  name: conv
+  left:  {name: erp, driver: %[1]s, dsn: "%[2]s"}
+  right: {name: crm, driver: %[3]s, dsn: "%[4]s"}
+engine:
+  data_dir: "%[5]s/state"
+  listen: "%[6]s"
+maps:
+  - name: items
+    left: items
+    right: item
+    key: [{left: code, right: itemcode}]
+    columns:
+      - {left: code, right: itemcode}
+      - {left: name, right: title}
+      - {left: qty, right: quantity}
+      - {left: price, right: amount}
+      - {left: note, right: remark}
+      - {left: kind, right: kindcode, value_map: {A: "1", B: "2"}}
+`
+
+// TestRandomizedConvergenceServers runs the randomized convergence test
+// with log-based capture on both sides: PostgreSQL ↔ MariaDB and
+// PostgreSQL ↔ PostgreSQL, SIGKILLs of the engine included.
+func TestRandomizedConvergenceServers(t *testing.T) {
+	for _, pair := range [][2]string{{"postgres", "mysql"}, {"postgres", "postgres"}} {
+		t.Run(pair[0]+"-"+pair[1], func(t *testing.T) {
+			seed := *convergenceSeed
+			if seed == 0 {
+				seed = uint64(time.Now().UnixNano())
+			}
+			ops := min(*convergenceOps, 200)
+			t.Logf("seed %d (rerun with -dw.seed=%d), %d operations", seed, seed, ops)
+			rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+			leftDSN, erp := serverDB(t, pair[0])
+			rightDSN, crm := serverDB(t, pair[1])
+			mustExec(t, erp, serverItemsLeft)
+			mustExec(t, crm, serverItemsRight(pair[1]))
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "conv.yaml")
+			api := freeAddr(t)
+			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(serverItemsConfig, pair[0], leftDSN, pair[1], rightDSN, dir, api)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			logs, err := os.Create(filepath.Join(dir, "engine.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { logs.Close() })
+			p := &engineProc{t: t, cfg: cfg, api: "http://" + api, logs: logs}
+			p.start()
+			t.Cleanup(func() {
+				// Stop the map so the replication slot is dropped, then end
+				// the engine.
+				p.post("/api/v1/maps/items/stop", nil)
+				p.kill()
+			})
+			randomizedRun(t, p, erp, crm, ops, rng)
+		})
+	}
+}
