@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/change"
+	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/store"
 )
@@ -97,6 +98,7 @@ func (e *Engine) watchQueues(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		e.watchRetainedLog(ctx)
 		warnAt := e.cfg.Engine.QueueWarnAt.D()
 		if warnAt <= 0 {
 			continue
@@ -228,4 +230,34 @@ func (e *Engine) Discard(ctx context.Context, name string, ids []int64, actor st
 	}
 	e.activity(ctx, name, actorOr(actor), "run", fmt.Sprintf("discarded %d catch-up errors", n))
 	return n, nil
+}
+
+// watchRetainedLog warns when a side's source keeps more log for the
+// engine than engine.retained_log_warn (a replication slot pinning WAL).
+func (e *Engine) watchRetainedLog(ctx context.Context) {
+	limit := e.cfg.Engine.RetainedLogWarn
+	if limit <= 0 {
+		return
+	}
+	for _, s := range e.sides {
+		lr, ok := s.conn.(connector.LagReporter)
+		if tables, _ := e.activeTables(s.idx); !ok || len(tables) == 0 {
+			continue
+		}
+		l, err := lr.Lag(ctx)
+		if err != nil || l.RetainedLog <= limit {
+			continue
+		}
+		if e.now().Sub(e.retainedWarned[s.idx]) < time.Hour {
+			continue
+		}
+		e.retainedWarned[s.idx] = e.now()
+		e.log.Warn("source retains much log for capture", "side", s.name, "retained_bytes", l.RetainedLog, "limit", limit)
+		for _, n := range e.order {
+			ms := e.maps[n]
+			if ms.m != nil && e.statusOf(ms) != NotRunning && ms.m.Flows(s.idx) {
+				e.activity(ctx, n, "engine", "warning", fmt.Sprintf("%s side %s retains %d bytes of log for capture (limit %d): check that the map is not stuck or paused too long", problem.QueueRetention, s.name, l.RetainedLog, limit))
+			}
+		}
+	}
 }

@@ -74,6 +74,9 @@ type Engine struct {
 	wg      sync.WaitGroup
 
 	echo [2]atomic.Int64
+	// retainedWarned is when each side last warned about retained log;
+	// owned by the watchQueues goroutine.
+	retainedWarned [2]time.Time
 }
 
 type mapState struct {
