@@ -381,10 +381,7 @@ func TestCatchUpErrorsParkTheKeyAndCanBeRetriedOrDiscarded(t *testing.T) {
 			}
 		}
 		l.mustCall("GET", "/api/v1/maps/customers/catchup-errors", nil, &list)
-		errs = errs[:0]
-		for _, e := range list.Errors {
-			errs = append(errs, e)
-		}
+		errs = append(errs[:0], list.Errors...)
 	}
 	l.eventually("two catch-up errors", func() (bool, string) {
 		fetch()

@@ -175,6 +175,6 @@ func (t *Tx) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*t = Tx{ID: j.ID, Position: j.Position, CommitTime: j.CommitTime, Changes: j.Changes}
+	*t = Tx(j)
 	return nil
 }

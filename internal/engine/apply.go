@@ -571,14 +571,6 @@ func plainWrite(m *mapping.Map, to mapping.Side, op change.Op, key change.Row, v
 	return connector.Write{Table: m.Table(to), Key: key, Op: connector.Upsert, Values: vals}
 }
 
-// rawValues is the source row without the columns the log did not carry.
-func rawValues(src change.Row, unchanged []string) change.Row {
-	out := src.Clone()
-	for _, u := range unchanged {
-		delete(out, u)
-	}
-	return out
-}
 
 // bothWayPairs returns the indexes of pairs that flow both ways: only they
 // can conflict.

@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/change"
@@ -245,6 +243,4 @@ func (e *Engine) sleep(ctx context.Context, backoff *time.Duration) {
 	*backoff = min(*backoff*2, 5*time.Second)
 }
 
-var errStopped = errors.New("engine stopped")
 
-var _ = slices.Contains[[]string]

@@ -263,7 +263,7 @@ func (c *Conn) handshake(cfg Config) error {
 	if err := c.writePacket(resp); err != nil {
 		return fmt.Errorf("send handshake response: %w", err)
 	}
-	return c.authResult(cfg, plugin, scramble)
+	return c.authResult(cfg, plugin)
 }
 
 func firstByte(p []byte) int {
@@ -274,7 +274,7 @@ func firstByte(p []byte) int {
 }
 
 // authResult follows the server's answers until OK or ERR.
-func (c *Conn) authResult(cfg Config, plugin string, scramble []byte) error {
+func (c *Conn) authResult(cfg Config, plugin string) error {
 	for {
 		p, err := c.readPacket()
 		if err != nil {
@@ -291,7 +291,7 @@ func (c *Conn) authResult(cfg Config, plugin string, scramble []byte) error {
 		case 0xfe: // auth switch request: plugin name, then the new scramble
 			r := reader{b: p[1:]}
 			plugin = r.nulString()
-			scramble = bytes.TrimRight(r.rest(), "\x00")
+			scramble := bytes.TrimRight(r.rest(), "\x00")
 			auth, err := scrambleFor(plugin, cfg.Password, scramble)
 			if err != nil {
 				return err
