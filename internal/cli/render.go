@@ -72,10 +72,10 @@ func writeMapTable(w io.Writer, ms []engine.MapView) error {
 		return err
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tLAST SYNC\tINIT ERRORS\tCATCH-UP ERRORS\tQUEUE")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tLAST SYNC\tINIT ERRORS\tCATCH-UP ERRORS\tQUEUE\tLAG")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", m.Name, formatStatus(m), formatTime(m.LastSync),
-			m.InitErrors, m.CatchUpErrors, formatQueue(m))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, formatStatus(m), formatTime(m.LastSync),
+			m.InitErrors, m.CatchUpErrors, formatQueue(m), formatLag(m.Lag))
 	}
 	return tw.Flush()
 }
@@ -188,4 +188,31 @@ func renderProgress(done, total int64, rate float64, width int) string {
 		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	return fmt.Sprintf("[%s] %d/%d rows %s %.0f rows/s ETA %s", bar, done, total, pct, rate, eta)
+}
+
+// formatLag shows the largest capture lag of the map's sides, with the log
+// the source retains for it: "1.2s 4.0 MiB", "-" when no side reports lag.
+func formatLag(lags []engine.SideLag) string {
+	if len(lags) == 0 {
+		return "-"
+	}
+	worst := lags[0]
+	for _, l := range lags[1:] {
+		if l.Seconds > worst.Seconds || (l.Seconds == worst.Seconds && l.RetainedLog > worst.RetainedLog) {
+			worst = l
+		}
+	}
+	return fmt.Sprintf("%.1fs %s", worst.Seconds, formatBytes(worst.RetainedLog))
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
