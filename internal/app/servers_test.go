@@ -42,6 +42,8 @@ func serverDB(t *testing.T, driver string) (string, *sql.DB) {
 		q := "DROP DATABASE IF EXISTS " + name
 		if driver == "postgres" {
 			q += " WITH (FORCE)"
+			// A test that failed before stopping its map leaves a slot.
+			_, _ = adm.Exec(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name)
 		}
 		if _, err := adm.Exec(q); err != nil {
 			t.Logf("drop %s: %v", name, err)
@@ -62,7 +64,7 @@ func serverItemsRight(driver string) string {
 }
 
 const serverItemsConfig = `link:
-  name: conv
+  name: %[7]s
   left:  {name: erp, driver: %[1]s, dsn: "%[2]s"}
   right: {name: crm, driver: %[3]s, dsn: "%[4]s"}
 engine:
@@ -102,7 +104,7 @@ func TestRandomizedConvergenceServers(t *testing.T) {
 			dir := t.TempDir()
 			cfg := filepath.Join(dir, "conv.yaml")
 			api := freeAddr(t)
-			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(serverItemsConfig, pair[0], leftDSN, pair[1], rightDSN, dir, api)), 0o644); err != nil {
+			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(serverItemsConfig, pair[0], leftDSN, pair[1], rightDSN, dir, api, linkName())), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			logs, err := os.Create(filepath.Join(dir, "engine.log"))
@@ -138,7 +140,8 @@ func TestPostgresInitialSyncResumesAfterKill(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "conv.yaml")
 	api := freeAddr(t)
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(serverItemsConfig, "postgres", leftDSN, "postgres", rightDSN, dir, api)), 0o644); err != nil {
+	link := linkName()
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(serverItemsConfig, "postgres", leftDSN, "postgres", rightDSN, dir, api, link)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logs, err := os.Create(filepath.Join(dir, "engine.log"))
@@ -186,8 +189,12 @@ func TestPostgresInitialSyncResumesAfterKill(t *testing.T) {
 	defer admin.Close()
 	waitFor(t, "the slot confirms the applied change", func() bool {
 		var ok bool
-		err := admin.QueryRow(`SELECT bool_or(confirmed_flush_lsn >= $1::pg_lsn) FROM pg_replication_slots WHERE slot_name = 'dw_conv_erp'`, lsn).Scan(&ok)
+		err := admin.QueryRow(`SELECT bool_or(confirmed_flush_lsn >= $1::pg_lsn) FROM pg_replication_slots WHERE slot_name LIKE $2`, lsn, "dw_"+link+"_erp_%").Scan(&ok)
 		return err == nil && ok
 	})
 	t.Logf("killed with %d of %d rows copied; resumed to all; slot confirmed past %s", partial, rows, lsn)
 }
+
+// linkName is a link name of its own per test, so replication slots (named
+// after the link) never collide between tests or with a failed earlier run.
+func linkName() string { return fmt.Sprintf("conv%d", rand.Uint32()) }

@@ -41,6 +41,8 @@ func side(t *testing.T, driver string) string {
 		q := "DROP DATABASE IF EXISTS " + name
 		if driver == "postgres" {
 			q += " WITH (FORCE)"
+			// A demo that failed before stopping its maps leaves a slot.
+			_, _ = db.Exec(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name)
 		}
 		if _, err := db.Exec(q); err != nil {
 			t.Logf("drop %s: %v", name, err)

@@ -571,7 +571,6 @@ func plainWrite(m *mapping.Map, to mapping.Side, op change.Op, key change.Row, v
 	return connector.Write{Table: m.Table(to), Key: key, Op: connector.Upsert, Values: vals}
 }
 
-
 // bothWayPairs returns the indexes of pairs that flow both ways: only they
 // can conflict.
 func bothWayPairs(m *mapping.Map, from mapping.Side) map[int]bool {

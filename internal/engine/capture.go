@@ -242,5 +242,3 @@ func (e *Engine) sleep(ctx context.Context, backoff *time.Duration) {
 	}
 	*backoff = min(*backoff*2, 5*time.Second)
 }
-
-

@@ -625,4 +625,3 @@ func keyJSON(vals []any) string {
 	}
 	return b
 }
-
