@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,10 @@ func serverDB(t *testing.T, driver string) (string, *sql.DB) {
 const serverItemsLeft = `CREATE TABLE items (code VARCHAR(40) PRIMARY KEY, name TEXT, qty INTEGER, price DECIMAL(19,4), note TEXT, kind VARCHAR(8))`
 
 func serverItemsRight(driver string) string {
+	if driver == "sqlite" {
+		// A text-affinity decimal keeps every digit in SQLite.
+		return strings.Replace(itemsRight, "amount DECIMAL(19,4)", "amount DECIMAL_TEXT(19,4)", 1)
+	}
 	id := "itemid UUID PRIMARY KEY DEFAULT gen_random_uuid()"
 	if driver == "mysql" {
 		id = "itemid UUID PRIMARY KEY DEFAULT (UUID())"
@@ -85,10 +90,10 @@ maps:
 `
 
 // TestRandomizedConvergenceServers runs the randomized convergence test
-// with log-based capture on both sides: PostgreSQL ↔ MariaDB and
-// PostgreSQL ↔ PostgreSQL, SIGKILLs of the engine included.
+// with log-based capture: PostgreSQL ↔ MariaDB, PostgreSQL ↔ PostgreSQL and
+// PostgreSQL ↔ SQLite, SIGKILLs of the engine included.
 func TestRandomizedConvergenceServers(t *testing.T) {
-	for _, pair := range [][2]string{{"postgres", "mysql"}, {"postgres", "postgres"}} {
+	for _, pair := range [][2]string{{"postgres", "mysql"}, {"postgres", "postgres"}, {"postgres", "sqlite"}} {
 		t.Run(pair[0]+"-"+pair[1], func(t *testing.T) {
 			seed := *convergenceSeed
 			if seed == 0 {
@@ -98,7 +103,14 @@ func TestRandomizedConvergenceServers(t *testing.T) {
 			t.Logf("seed %d (rerun with -dw.seed=%d), %d operations", seed, seed, ops)
 			rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 			leftDSN, erp := serverDB(t, pair[0])
-			rightDSN, crm := serverDB(t, pair[1])
+			var rightDSN string
+			var crm *sql.DB
+			if pair[1] == "sqlite" {
+				rightDSN = filepath.Join(t.TempDir(), "crm.db")
+				crm = openDB(t, rightDSN)
+			} else {
+				rightDSN, crm = serverDB(t, pair[1])
+			}
 			mustExec(t, erp, serverItemsLeft)
 			mustExec(t, crm, serverItemsRight(pair[1]))
 			dir := t.TempDir()

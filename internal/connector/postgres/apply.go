@@ -115,6 +115,8 @@ func setupOrigin(ctx context.Context, pc *pgconn.PgConn, name string) (echoMode,
 			return echoOrigin, origin, nil
 		case pgCode(err) == "42501": // insufficient_privilege
 			return echoMessage, "", nil
+		case pgCode(err) == "53400": // configuration_limit_exceeded: no free replication state
+			return echoMessage, "", nil
 		case pgCode(err) == "55006": // object_in_use: active in another session
 			continue
 		default:

@@ -135,9 +135,47 @@ func (c *Connector) Release(ctx context.Context) error {
 		return nil
 	})
 	errs = append(errs, err)
+	errs = append(errs, c.dropOrigins(ctx))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
 	c.log.Info("released replication slot and publication")
+	return nil
+}
+
+// dropOrigins ends the apply session (which holds the replication origin)
+// and drops the side's origins: each keeps a replication state slot, and
+// the server has only max_replication_slots of them.
+func (c *Connector) dropOrigins(ctx context.Context) error {
+	c.applyMu.Lock()
+	if c.applyC != nil {
+		c.applyC.Close(ctx)
+		c.applyC = nil
+	}
+	c.applyMu.Unlock()
+	if c.opts.Origin == "" {
+		return nil
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT roname FROM pg_replication_origin WHERE roname = $1 OR roname LIKE $1 || '.%'`, c.opts.Origin)
+	if err != nil {
+		return fmt.Errorf("list replication origins %s: %w", c.opts.Origin, err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	for _, n := range names {
+		// An origin still active in another session (55006) or a role
+		// without the rights (42501) keeps it; nothing else depends on it.
+		if _, err := c.db.ExecContext(ctx, `SELECT pg_replication_origin_drop($1)`, n); err != nil {
+			c.log.Debug("replication origin kept", "origin", n, "err", err)
+		}
+	}
 	return nil
 }
