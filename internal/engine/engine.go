@@ -98,6 +98,7 @@ type mapState struct {
 
 	parked      map[string]bool // keys with a catch-up error; guarded by applyMu
 	applied     [2]atomic.Int64 // by source side
+	initErrs    atomic.Int64    // initial sync errors recorded since the engine started
 	initDone    atomic.Int64
 	initTotal   atomic.Int64
 	lastWarning time.Time

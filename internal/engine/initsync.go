@@ -395,6 +395,7 @@ func (e *Engine) initError(ctx context.Context, ms *mapState, from mapping.Side,
 	if code == "" {
 		code = problem.RowWriteFailed
 	}
+	ms.initErrs.Add(1)
 	if serr := e.store.AddInitError(ctx, store.RowError{Map: ms.name, Direction: e.direction(from), Key: key, Code: string(code), Message: err.Error()}); serr != nil {
 		e.log.Error("record initial sync error failed", "map", ms.name, "err", serr)
 	}
@@ -445,13 +446,12 @@ func (e *Engine) Rerun(ctx context.Context, name, actor string) (RetryResult, er
 		if err := e.store.DeleteInitError(ctx, re.ID); err != nil {
 			return res, err
 		}
-		before, _, _ := e.store.CountErrors(ctx, name)
+		before := ms.initErrs.Load()
 		var conflicts int
 		if _, err := e.initChunk(ctx, ms, from, []change.Row{row}, false, &conflicts); err != nil {
 			return res, err
 		}
-		after, _, _ := e.store.CountErrors(ctx, name)
-		if after > before {
+		if ms.initErrs.Load() > before {
 			res.Failed++
 			continue
 		}

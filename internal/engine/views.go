@@ -5,14 +5,19 @@ import (
 
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
+	"github.com/dualwrite/dualwrite/internal/store"
 )
 
 // Maps returns every map's view, in dependency order.
 func (e *Engine) Maps(ctx context.Context) ([]MapView, error) {
 	lags := e.lags(ctx)
+	states, err := e.store.MapStates(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]MapView, 0, len(e.order))
 	for _, n := range e.order {
-		v, err := e.view(ctx, e.maps[n], lags)
+		v, err := e.view(ctx, e.maps[n], lags, states)
 		if err != nil {
 			return nil, err
 		}
@@ -27,7 +32,11 @@ func (e *Engine) Map(ctx context.Context, name string) (MapView, error) {
 	if err != nil {
 		return MapView{}, err
 	}
-	return e.view(ctx, ms, e.lags(ctx))
+	states, err := e.store.MapStates(ctx)
+	if err != nil {
+		return MapView{}, err
+	}
+	return e.view(ctx, ms, e.lags(ctx), states)
 }
 
 func (e *Engine) lags(ctx context.Context) map[mapping.Side]*SideLag {
@@ -46,7 +55,9 @@ func (e *Engine) lags(ctx context.Context) map[mapping.Side]*SideLag {
 	return out
 }
 
-func (e *Engine) view(ctx context.Context, ms *mapState, lags map[mapping.Side]*SideLag) (MapView, error) {
+// view builds one map's view; states and lags are read once per request by
+// the caller, not once per map.
+func (e *Engine) view(ctx context.Context, ms *mapState, lags map[mapping.Side]*SideLag, states map[string]store.MapState) (MapView, error) {
 	st := e.statusOf(ms)
 	v := MapView{
 		Name:          ms.name,
@@ -61,11 +72,8 @@ func (e *Engine) view(ctx context.Context, ms *mapState, lags map[mapping.Side]*
 		Problems:      ms.problems,
 		Applied:       map[string]int64{},
 	}
-	states, err := e.store.MapStates(ctx)
-	if err != nil {
-		return v, err
-	}
 	v.LastSync = states[ms.name].LastSync
+	var err error
 	if v.InitErrors, v.CatchUpErrors, err = e.store.CountErrors(ctx, ms.name); err != nil {
 		return v, err
 	}
