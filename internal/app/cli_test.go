@@ -25,9 +25,19 @@ func startItems(t *testing.T, n int) (*engineProc, string) {
 		mustExec(t, erp, fmt.Sprintf(`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i < %d)
 			INSERT INTO items (code, name, qty, price, note, kind) SELECT printf('I-%%06d', i), 'item ' || i, i, '1.5', NULL, 'A' FROM s`, n))
 	}
-	cfg := filepath.Join(dir, "items.yaml")
+	p := serveConfig(t, dir, func(api string) string { return fmt.Sprintf(itemsConfig, dir, api) })
+	return p, dir
+}
+
+// serveConfig writes the configuration that config returns for a free API
+// address into dir and starts `dualwrite serve` on it. When the test ends
+// the items map is stopped (a PostgreSQL side drops its slot) and the
+// engine killed.
+func serveConfig(t *testing.T, dir string, config func(api string) string) *engineProc {
+	t.Helper()
+	cfg := filepath.Join(dir, "dualwrite.yaml")
 	api := freeAddr(t)
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(itemsConfig, dir, api)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(config(api)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logs, err := os.Create(filepath.Join(dir, "engine.log"))
@@ -37,8 +47,11 @@ func startItems(t *testing.T, n int) (*engineProc, string) {
 	t.Cleanup(func() { logs.Close() })
 	p := &engineProc{t: t, cfg: cfg, api: "http://" + api, logs: logs}
 	p.start()
-	t.Cleanup(p.kill)
-	return p, dir
+	t.Cleanup(func() {
+		p.post("/api/v1/maps/items/stop", nil)
+		p.kill()
+	})
+	return p
 }
 
 // cli runs the dualwrite binary against the engine p serves.

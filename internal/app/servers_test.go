@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,23 +113,9 @@ func TestRandomizedConvergenceServers(t *testing.T) {
 			mustExec(t, erp, serverItemsLeft)
 			mustExec(t, crm, serverItemsRight(pair[1]))
 			dir := t.TempDir()
-			cfg := filepath.Join(dir, "conv.yaml")
-			api := freeAddr(t)
-			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(serverItemsConfig, pair[0], leftDSN, pair[1], rightDSN, dir, api, linkName())), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			logs, err := os.Create(filepath.Join(dir, "engine.log"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { logs.Close() })
-			p := &engineProc{t: t, cfg: cfg, api: "http://" + api, logs: logs}
-			p.start()
-			t.Cleanup(func() {
-				// Stop the map so the replication slot is dropped, then end
-				// the engine.
-				p.post("/api/v1/maps/items/stop", nil)
-				p.kill()
+			link := linkName()
+			p := serveConfig(t, dir, func(api string) string {
+				return fmt.Sprintf(serverItemsConfig, pair[0], leftDSN, pair[1], rightDSN, dir, api, link)
 			})
 			randomizedRun(t, p, erp, crm, ops, rng)
 		})
@@ -150,22 +135,9 @@ func TestPostgresInitialSyncResumesAfterKill(t *testing.T) {
 	mustExec(t, erp, fmt.Sprintf(`INSERT INTO items (code, name, qty, price, note, kind)
 		SELECT 'I-' || lpad(i::text, 6, '0'), 'item ' || i, i, 1.5, NULL, 'A' FROM generate_series(1, %d) AS i`, rows))
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "conv.yaml")
-	api := freeAddr(t)
 	link := linkName()
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(serverItemsConfig, "postgres", leftDSN, "postgres", rightDSN, dir, api, link)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logs, err := os.Create(filepath.Join(dir, "engine.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { logs.Close() })
-	p := &engineProc{t: t, cfg: cfg, api: "http://" + api, logs: logs}
-	p.start()
-	t.Cleanup(func() {
-		p.post("/api/v1/maps/items/stop", nil)
-		p.kill()
+	p := serveConfig(t, dir, func(api string) string {
+		return fmt.Sprintf(serverItemsConfig, "postgres", leftDSN, "postgres", rightDSN, dir, api, link)
 	})
 	if code, body := p.post("/api/v1/maps/items/run", map[string]any{}); code != 200 {
 		t.Fatalf("run: %d %s", code, body)
