@@ -76,6 +76,9 @@ func (e *Engine) initialSync(ctx context.Context, ms *mapState) error {
 	initErrs, _, _ := e.store.CountErrors(ctx, ms.name)
 	e.activity(ctx, ms.name, "engine", "run", fmt.Sprintf("initial sync finished: %d rows, %d conflicts resolved by master %s, %d errors",
 		ms.initDone.Load(), conflicts, e.sideName(ms.master), initErrs))
+	if err := e.store.TouchSync(ctx, ms.name); err != nil {
+		return err
+	}
 	return e.store.SetInitCounts(ctx, ms.name, ms.initDone.Load(), ms.initTotal.Load())
 }
 
