@@ -227,18 +227,31 @@ type capturer struct {
 	baseTypes map[uint32]uint32
 }
 
-// start connects and starts streaming from lsn.
+// start connects and starts streaming from lsn. The walsender of a
+// capturer just closed may hold the slot for a moment (55006, object in
+// use): that is waited out, for up to ten seconds.
 func (cp *capturer) start(ctx context.Context, lsn pgrepl.LSN) (*pgconn.PgConn, error) {
-	conn, err := cp.c.connectReplication(ctx)
-	if err != nil {
-		return nil, err
-	}
-	err = pgrepl.StartReplication(ctx, conn, cp.c.opts.Slot, lsn, pgrepl.StartOptions{
-		Publications: []string{cp.c.opts.Publication}, Messages: true,
-	})
-	if err != nil {
+	var conn *pgconn.PgConn
+	for attempt := 0; ; attempt++ {
+		var err error
+		if conn, err = cp.c.connectReplication(ctx); err != nil {
+			return nil, err
+		}
+		err = pgrepl.StartReplication(ctx, conn, cp.c.opts.Slot, lsn, pgrepl.StartOptions{
+			Publications: []string{cp.c.opts.Publication}, Messages: true,
+		})
+		if err == nil {
+			break
+		}
 		conn.Close(context.Background())
-		return nil, err
+		if pgCode(err) != "55006" || attempt >= 100 {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	cp.confirmed = lsn
 	cp.asm.rels = map[uint32]pgrepl.Relation{} // the server resends them
