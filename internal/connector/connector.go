@@ -257,6 +257,35 @@ type Capturer interface {
 
 // Optional capabilities, found by type assertion.
 
+// KeyReader is implemented by connectors that read many rows by key in
+// one round trip (the initial sync reads the target rows of a whole chunk
+// at once).
+type KeyReader interface {
+	// ReadKeys returns the rows of table whose key columns equal one of
+	// keys, in any order. Every key has the same columns and no NULL value.
+	ReadKeys(ctx context.Context, table string, keys []change.Row) ([]change.Row, error)
+}
+
+// SnapshotOpener is implemented by connectors whose capture can begin at
+// a consistent snapshot of the data: a PostgreSQL slot created with an
+// exported snapshot. Reading the initial sync inside it, no change falls
+// between what the scan sees and what capture streams, and none is in both.
+type SnapshotOpener interface {
+	// OpenSnapshot returns a reader of the data as of the start of the
+	// capture just opened, or nil when there is none (capture resumed an
+	// existing slot, or the snapshot was already taken or expired). A
+	// snapshot is given out once.
+	OpenSnapshot(ctx context.Context) (SnapshotReader, error)
+}
+
+// SnapshotReader scans inside a snapshot.
+type SnapshotReader interface {
+	// Scan is Scanner.Scan as of the snapshot.
+	Scan(ctx context.Context, req ScanRequest) ([]change.Row, error)
+	// Close ends the snapshot's transaction.
+	Close() error
+}
+
 // Positioner is implemented by capturers that can say where they start,
 // so the engine can persist it before anything is delivered (for sources
 // that do not keep a consumer's position themselves).

@@ -43,12 +43,52 @@ func (e *Engine) initialSync(ctx context.Context, ms *mapState) error {
 		}
 		total += n
 	}
+	// empty[s]: side s held no rows when this run began, so every row it
+	// holds after the first pass was created by that pass from a row of
+	// the other side, and a second pass over it would find nothing to do.
+	// (Rows applications insert meanwhile are captured and queued.) A
+	// resumed run counts again and finds the rows the first pass wrote.
+	var empty [2]bool
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		n, err := e.sides[s].conn.Count(ctx, m.Table(s), nil)
+		if err != nil {
+			return fmt.Errorf("count %s on %s: %w", m.Table(s), e.sideName(s), err)
+		}
+		empty[s] = n == 0
+	}
+	// Sides whose capture just began at an exported snapshot are read
+	// inside it: then no change is both read here and replayed from the
+	// queue. Elsewhere (a resumed run, a side already captured for other
+	// maps) rows are read as they are now; a change also in the queue is
+	// replayed over the same values, which converges to the same state.
+	var snaps [2]connector.SnapshotReader
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		so, ok := e.sides[s].conn.(connector.SnapshotOpener)
+		if !ok {
+			continue
+		}
+		r, err := so.OpenSnapshot(ctx)
+		if err != nil {
+			e.log.Warn("cannot read inside the capture's snapshot; reading current rows", "map", ms.name, "side", e.sideName(s), "err", err)
+			continue
+		}
+		if r != nil {
+			snaps[s] = r
+			defer r.Close()
+		}
+	}
 	ms.initTotal.Store(total)
 	e.activity(ctx, ms.name, "engine", "run", fmt.Sprintf("initial sync started: %d source rows", total))
 	conflicts := 0
 	first := true
 	for _, from := range []mapping.Side{mapping.Left, mapping.Right} {
 		if !m.Flows(from) {
+			continue
+		}
+		if !first && empty[from] {
+			if err := e.store.SetInitProgress(ctx, ms.name, passName(from), "", true); err != nil {
+				return err
+			}
 			continue
 		}
 		if !first {
@@ -59,7 +99,7 @@ func (e *Engine) initialSync(ctx context.Context, ms *mapState) error {
 			}
 			ms.initTotal.Store(ms.initDone.Load() + n)
 		}
-		n, err := e.initPass(ctx, ms, from, !first)
+		n, err := e.initPass(ctx, ms, from, !first, snaps[from])
 		conflicts += n
 		if err != nil {
 			return err
@@ -100,7 +140,7 @@ func scanOrder(m *mapping.Map, s mapping.Side) []string {
 
 // initPass runs one direction. onlyMissing makes it create missing rows
 // and skip rows present on both sides.
-func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, onlyMissing bool) (int, error) {
+func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, onlyMissing bool, snap connector.SnapshotReader) (int, error) {
 	m := ms.m
 	pass := passName(from)
 	afterJSON, done, err := e.store.InitProgress(ctx, ms.name, pass)
@@ -121,36 +161,77 @@ func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, 
 	if chunk <= 0 || chunk > connector.MaxBatchRows {
 		chunk = connector.MaxBatchRows
 	}
+	// Two stages overlap: one reads and plans the next chunk (scan,
+	// translate, read the target rows, decide the writes) while the other
+	// writes the current one and saves its progress. Chunks hold distinct
+	// source keys, so a plan never depends on the chunk before it.
+	type planned struct {
+		plan  chunkPlan
+		after []any
+		err   error
+	}
+	planCtx, cancelPlan := context.WithCancel(ctx)
+	defer cancelPlan()
+	plans := make(chan planned, 1)
 	conflicts := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return conflicts, err
+	go func() {
+		defer close(plans)
+		after := after
+		for {
+			req := connector.ScanRequest{Table: m.Table(from), OrderBy: order, After: after, Limit: chunk}
+			var rows []change.Row
+			var err error
+			if snap != nil {
+				rows, err = snap.Scan(planCtx, req)
+			} else {
+				rows, err = e.sides[from].conn.Scan(planCtx, req)
+			}
+			if err != nil {
+				select {
+				case plans <- planned{err: fmt.Errorf("read %s on %s: %w", m.Table(from), e.sideName(from), err)}:
+				case <-planCtx.Done():
+				}
+				return
+			}
+			if len(rows) == 0 {
+				return
+			}
+			last := rows[len(rows)-1]
+			after = make([]any, len(order))
+			for i, c := range order {
+				after[i] = last[c]
+			}
+			plan, err := e.planChunk(planCtx, ms, from, rows, onlyMissing, &conflicts)
+			select {
+			case plans <- planned{plan: plan, after: after, err: err}:
+			case <-planCtx.Done():
+				return
+			}
+			if err != nil || len(rows) < chunk {
+				return
+			}
 		}
-		rows, err := e.sides[from].conn.Scan(ctx, connector.ScanRequest{Table: m.Table(from), OrderBy: order, After: after, Limit: chunk})
-		if err != nil {
-			return conflicts, fmt.Errorf("read %s on %s: %w", m.Table(from), e.sideName(from), err)
+	}()
+	for p := range plans {
+		if p.err != nil {
+			return 0, p.err
 		}
-		if len(rows) == 0 {
-			break
+		if err := e.applyPlan(ctx, ms, from, p.plan); err != nil {
+			return 0, err
 		}
-		n, err := e.initChunk(ctx, ms, from, rows, onlyMissing, &conflicts)
-		if err != nil {
-			return conflicts, err
-		}
-		last := rows[len(rows)-1]
-		after = make([]any, len(order))
-		for i, c := range order {
-			after[i] = last[c]
-		}
+		after = p.after
 		// Invariant: progress is saved only after the chunk's writes have
 		// committed, so a resumed pass never skips an unwritten row.
 		if err := e.store.SetInitProgress(ctx, ms.name, pass, keyJSON(after), false); err != nil {
-			return conflicts, err
+			return 0, err
 		}
-		ms.initDone.Add(int64(n))
+		ms.initDone.Add(int64(p.plan.rows))
 		if err := e.store.SetInitCounts(ctx, ms.name, ms.initDone.Load(), ms.initTotal.Load()); err != nil {
-			return conflicts, err
+			return 0, err
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	return conflicts, e.store.SetInitProgress(ctx, ms.name, pass, keyJSON(after), true)
 }
@@ -160,13 +241,49 @@ type initRow struct {
 	src change.Row
 }
 
+// initPrep is a source row of a chunk, translated, waiting for its target
+// row.
+type initPrep struct {
+	key        string // source key JSON
+	row        change.Row
+	vals       change.Row // translated to the target's columns
+	tkey, skey change.Row
+	deferred   bool
+}
+
+// chunkPlan is what a chunk of source rows needs written.
+type chunkPlan struct {
+	rows          int
+	toTarget      []connector.Write
+	toSource      []connector.Write
+	refs, srcRefs []initRow
+}
+
 // initChunk reconciles one chunk of source rows.
 func (e *Engine) initChunk(ctx context.Context, ms *mapState, from mapping.Side, rows []change.Row, onlyMissing bool, conflicts *int) (int, error) {
+	plan, err := e.planChunk(ctx, ms, from, rows, onlyMissing, conflicts)
+	if err != nil {
+		return 0, err
+	}
+	return plan.rows, e.applyPlan(ctx, ms, from, plan)
+}
+
+// applyPlan writes a chunk's plan: the target side first, then the writes
+// back on the source side.
+func (e *Engine) applyPlan(ctx context.Context, ms *mapState, from mapping.Side, p chunkPlan) error {
+	if err := e.initApply(ctx, ms, from, from.Other(), p.toTarget, p.refs); err != nil {
+		return err
+	}
+	return e.initApply(ctx, ms, from, from, p.toSource, p.srcRefs)
+}
+
+// planChunk decides what one chunk of source rows needs: it translates
+// them, reads their target rows in one round trip where the connector
+// can, and builds the writes. Rows that fail are recorded as errors.
+func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side, rows []change.Row, onlyMissing bool, conflicts *int) (chunkPlan, error) {
 	m := ms.m
 	to := from.Other()
-	var toTarget, toSource []connector.Write
-	var refs []initRow
-	var srcRefs []initRow
+	preps := make([]initPrep, 0, len(rows))
 	for _, row := range rows {
 		kv, err := m.KeyOf(from, row)
 		if err != nil {
@@ -182,43 +299,158 @@ func (e *Engine) initChunk(ctx context.Context, ms *mapState, from mapping.Side,
 		if !ok {
 			continue
 		}
-		ws, back, isConflict, deferred, err := e.reconcileInit(ctx, ms, from, row, onlyMissing)
+		p, err := e.prepareInit(ctx, m, from, row)
 		if err != nil {
 			if isTransient(err) {
-				return 0, err
+				return chunkPlan{}, err
 			}
 			e.initError(ctx, ms, from, skey, err)
 			continue
 		}
-		if deferred {
-			if err := e.store.AddDeferred(ctx, ms.name, passName(from), skey); err != nil {
-				return 0, err
+		p.key = skey
+		preps = append(preps, p)
+	}
+	tkeys := make([]change.Row, len(preps))
+	for i, p := range preps {
+		tkeys[i] = p.tkey
+	}
+	haves, err := e.readRows(ctx, to, m.Table(to), tkeys)
+	if err != nil {
+		return chunkPlan{}, err
+	}
+	var toTarget, toSource []connector.Write
+	var refs []initRow
+	var srcRefs []initRow
+	for i, p := range preps {
+		ws, back, isConflict, err := e.reconcileInit(ctx, ms, from, p, haves[i], onlyMissing)
+		if err != nil {
+			if isTransient(err) {
+				return chunkPlan{}, err
+			}
+			e.initError(ctx, ms, from, p.key, err)
+			continue
+		}
+		if p.deferred {
+			if err := e.store.AddDeferred(ctx, ms.name, passName(from), p.key); err != nil {
+				return chunkPlan{}, err
 			}
 		}
 		if isConflict {
 			*conflicts++
 			if *conflicts <= maxLoggedConflicts {
-				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", keyText(skey), e.sideName(ms.master)))
+				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", keyText(p.key), e.sideName(ms.master)))
 			}
 		}
 		for _, w := range ws {
 			w.Ref = len(refs)
 			toTarget = append(toTarget, w)
 		}
-		refs = append(refs, initRow{skey, row})
+		refs = append(refs, initRow{p.key, p.row})
 		for _, w := range back {
 			w.Ref = len(srcRefs)
 			toSource = append(toSource, w)
 		}
-		srcRefs = append(srcRefs, initRow{skey, row})
+		srcRefs = append(srcRefs, initRow{p.key, p.row})
 	}
-	if err := e.initApply(ctx, ms, from, to, toTarget, refs); err != nil {
-		return 0, err
+	return chunkPlan{rows: len(rows), toTarget: toTarget, toSource: toSource, refs: refs, srcRefs: srcRefs}, nil
+}
+
+// readRows reads the rows of table with the given keys (all with the same
+// columns, none NULL) and returns them aligned with keys, nil where no
+// row has the key. Connectors that implement KeyReader answer in one
+// round trip; rows are matched to keys by value (mapping.Equal), and a
+// key whose row the database returned but the values do not match (a
+// case-insensitive collation, say) is read again on its own.
+func (e *Engine) readRows(ctx context.Context, s mapping.Side, table string, keys []change.Row) ([]change.Row, error) {
+	out := make([]change.Row, len(keys))
+	kr, bulk := e.sides[s].conn.(connector.KeyReader)
+	if !bulk || len(keys) < 2 {
+		for i, k := range keys {
+			row, err := e.readRow(ctx, s, table, k)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = row
+		}
+		return out, nil
 	}
-	if err := e.initApply(ctx, ms, from, from, toSource, srcRefs); err != nil {
-		return 0, err
+	cols := sortedStrings(keyNames(keys[0]))
+	rows, err := kr.ReadKeys(ctx, table, keys)
+	if err != nil {
+		return nil, transient(fmt.Errorf("read %s on %s: %w", table, e.sideName(s), err))
 	}
-	return len(rows), nil
+	fingerprint := func(r change.Row) (string, bool) {
+		var b strings.Builder
+		for _, c := range cols {
+			fp, ok := mapping.Fingerprint(r[c])
+			if !ok {
+				return "", false
+			}
+			b.WriteString(fp)
+			b.WriteByte(0)
+		}
+		return b.String(), true
+	}
+	byKey := make(map[string][]change.Row, len(rows))
+	strays := 0
+	for _, r := range rows {
+		fp, ok := fingerprint(r)
+		if !ok {
+			strays++
+			continue
+		}
+		byKey[fp] = append(byKey[fp], r)
+	}
+	matched := 0
+	var again []int
+	for i, k := range keys {
+		fp, ok := fingerprint(k)
+		if !ok {
+			again = append(again, i)
+			continue
+		}
+		for _, r := range byKey[fp] {
+			if sameKey(cols, k, r) {
+				out[i] = r
+				matched++
+				break
+			}
+		}
+	}
+	if strays > 0 || matched < len(rows) {
+		// The database matched rows the values do not: ask per key.
+		again = again[:0]
+		for i := range keys {
+			if out[i] == nil {
+				again = append(again, i)
+			}
+		}
+	}
+	for _, i := range again {
+		row, err := e.readRow(ctx, s, table, keys[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = row
+	}
+	return out, nil
+}
+
+func keyNames(r change.Row) []string {
+	out := make([]string, 0, len(r))
+	for k := range r {
+		out = append(out, k)
+	}
+	return out
+}
+
+func sameKey(cols []string, a, b change.Row) bool {
+	for _, c := range cols {
+		if !mapping.Equal(a[c], b[c]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.Side, ws []connector.Write, refs []initRow) error {
@@ -237,29 +469,33 @@ func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.S
 	return nil
 }
 
-// reconcileInit decides what one source row needs: writes on the target, and
-// writes back on the source when the target is the master of a conflict or
-// when one-way columns flow back from the target (values the target
-// derives, such as an expression over the row).
-func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.Side, row change.Row, onlyMissing bool) (target, source []connector.Write, conflict, deferred bool, err error) {
-	m := ms.m
+// prepareInit translates a source row and computes its keys on both sides.
+func (e *Engine) prepareInit(ctx context.Context, m *mapping.Map, from mapping.Side, row change.Row) (initPrep, error) {
 	to := from.Other()
 	vals, deferred, err := e.translateDeferred(ctx, m, from, row, true, 0)
 	if err != nil {
-		return nil, nil, false, false, err
+		return initPrep{}, err
 	}
 	tkey, err := keyRow(m, to, vals)
 	if err != nil {
-		return nil, nil, false, false, err
+		return initPrep{}, err
 	}
 	skey, err := keyRow(m, from, row)
 	if err != nil {
-		return nil, nil, false, false, err
+		return initPrep{}, err
 	}
-	have, err := e.readRow(ctx, to, m.Table(to), tkey)
-	if err != nil {
-		return nil, nil, false, false, err
-	}
+	return initPrep{row: row, vals: vals, tkey: tkey, skey: skey, deferred: deferred}, nil
+}
+
+// reconcileInit decides what one source row needs, given its target row
+// (nil when missing): writes on the target, and writes back on the source
+// when the target is the master of a conflict or when one-way columns flow
+// back from the target (values the target derives, such as an expression
+// over the row).
+func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.Side, p initPrep, have change.Row, onlyMissing bool) (target, source []connector.Write, conflict bool, err error) {
+	m := ms.m
+	to := from.Other()
+	row, vals, tkey, skey, deferred := p.row, p.vals, p.tkey, p.skey, p.deferred
 	var post change.Row
 	back := change.Row{}
 	if have == nil {
@@ -267,7 +503,7 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 		post = vals.Clone()
 	} else {
 		if onlyMissing {
-			return nil, nil, false, deferred, nil
+			return nil, nil, false, nil
 		}
 		want := vals.Clone()
 		for _, pr := range m.Pairs(from) {
@@ -295,7 +531,7 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 				// The target is the master: its values go back to the source.
 				theirs, _, err := e.translateDeferred(ctx, m, to, have, false, 0)
 				if err != nil {
-					return nil, nil, false, false, err
+					return nil, nil, false, err
 				}
 				for col := range bothWayTargets(m, to) {
 					if v, ok := theirs[col]; ok && !mapping.Equal(row[col], v) {
@@ -311,7 +547,7 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 					}
 					valsPost, _, err := e.translateDeferred(ctx, m, from, rowPost, true, 0)
 					if err != nil {
-						return nil, nil, false, false, err
+						return nil, nil, false, err
 					}
 					fix = change.Row{}
 					for c, v := range valsPost {
@@ -338,7 +574,7 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 	if len(back) > 0 {
 		source = append(source, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: back})
 	}
-	return target, source, conflict, deferred, nil
+	return target, source, conflict, nil
 }
 
 // resolveDeferred fills in self-referencing lookups left NULL by a pass.

@@ -603,3 +603,34 @@ func compatible(a, b connector.Kind) bool {
 	return pair("bool", "number") && a != connector.KindFloat && b != connector.KindFloat ||
 		pair(string(connector.KindUUID), string(connector.KindBytes))
 }
+
+// Fingerprint returns a string that is the same for values Equal calls
+// equal, for hashing keys read from the two sides. ok is false for a value
+// it cannot fingerprint (compare those with Equal).
+func Fingerprint(v any) (fp string, ok bool) {
+	v = normalize(v)
+	switch x := v.(type) {
+	case nil:
+		return "null", true
+	case string:
+		return "s:" + x, true
+	case []byte:
+		return "s:" + string(x), true
+	case time.Time:
+		return "t:" + x.Format(time.RFC3339Nano), true
+	case bool:
+		if x {
+			return "n:1", true
+		}
+		return "n:0", true
+	case int64:
+		return "n:" + strconv.FormatInt(x, 10), true
+	case float64, change.Decimal:
+		r, ok := ratOf(x)
+		if !ok {
+			return "", false
+		}
+		return "n:" + r.RatString(), true
+	}
+	return "", false
+}

@@ -222,3 +222,36 @@ func TestCoerceErrorSaysWhatToDo(t *testing.T) {
 		t.Errorf("long values are not shortened in errors: %d chars", len(err.Error()))
 	}
 }
+
+func TestFingerprintAgreesWithEqual(t *testing.T) {
+	ts := time.Date(2024, 3, 31, 1, 30, 0, 123000, time.FixedZone("X", 3600))
+	same := [][2]any{
+		{int64(5), change.Decimal("5.000")},
+		{float64(1.5), change.Decimal("1.50")},
+		{"abc", []byte("abc")},
+		{true, int64(1)},
+		{ts, ts.UTC()},
+		{int32(7), int64(7)},
+	}
+	for _, p := range same {
+		if !Equal(p[0], p[1]) {
+			t.Fatalf("%v and %v: not Equal", p[0], p[1])
+		}
+		a, okA := Fingerprint(p[0])
+		b, okB := Fingerprint(p[1])
+		if !okA || !okB || a != b {
+			t.Errorf("Fingerprint(%#v)=%q, Fingerprint(%#v)=%q; want the same", p[0], a, p[1], b)
+		}
+	}
+	differ := [][2]any{{int64(5), int64(6)}, {"a", "A"}, {change.Decimal("1.5"), change.Decimal("1.05")}, {"1", int64(1)}}
+	for _, p := range differ {
+		a, _ := Fingerprint(p[0])
+		b, _ := Fingerprint(p[1])
+		if a == b {
+			t.Errorf("Fingerprint(%#v) = Fingerprint(%#v) = %q", p[0], p[1], a)
+		}
+	}
+	if _, ok := Fingerprint(struct{}{}); ok {
+		t.Error("an unknown type got a fingerprint")
+	}
+}

@@ -278,9 +278,22 @@ type QueuedChange struct {
 }
 
 // AddInitError records a failed initial sync row.
+//
+// A row keeps one error per direction: a chunk read again after a crash
+// (its progress was not saved) replaces the errors it recorded before.
 func (s *Store) AddInitError(ctx context.Context, e RowError) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO init_errors(map, direction, key, code, message, at) VALUES (?,?,?,?,?,?)`,
-		e.Map, e.Direction, e.Key, e.Code, e.Message, s.ts())
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record initial sync error of map %s: %w", e.Map, err)
+	}
+	defer tx.Rollback()
+	if _, err = tx.ExecContext(ctx, `DELETE FROM init_errors WHERE map=? AND direction=? AND key=? AND key<>'?'`, e.Map, e.Direction, e.Key); err == nil {
+		_, err = tx.ExecContext(ctx, `INSERT INTO init_errors(map, direction, key, code, message, at) VALUES (?,?,?,?,?,?)`,
+			e.Map, e.Direction, e.Key, e.Code, e.Message, s.ts())
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
 	if err != nil {
 		return fmt.Errorf("record initial sync error of map %s: %w", e.Map, err)
 	}

@@ -79,6 +79,8 @@ func Run(t *testing.T, h Harness) {
 		{"ApplyFailureRollsBack", testApplyFailureRollsBack},
 		{"ApplyTooLarge", testApplyTooLarge},
 		{"ApplyConditional", testApplyConditional},
+		{"ApplyBulk", testApplyBulk},
+		{"ReadKeys", testReadKeys},
 		{"Values", testValues},
 		{"CaptureOrder", testCaptureOrder},
 		{"CaptureValues", testCaptureValues},

@@ -17,7 +17,11 @@ import (
 )
 
 // maxRowsPerInsert bounds one multi-row upsert statement.
-const maxRowsPerInsert = 200
+const maxRowsPerInsert = 500
+
+// minBulkRun is the shortest run of upserts an isolated batch tries as
+// multi-row statements.
+const minBulkRun = 16
 
 // ensureProgress creates the connector's own tables once per connector.
 func (c *Connector) ensureProgress(ctx context.Context) error {
@@ -131,27 +135,67 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 		equal = func(have, want any) bool { return reflect.DeepEqual(have, want) }
 	}
 	if b.Isolate {
-		for i, w := range b.Writes {
+		// one writes b.Writes[i] under its own savepoint.
+		one := func(i int) error {
+			w := b.Writes[i]
 			sp := fmt.Sprintf("dw_w%d", i)
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT "+sp); err != nil {
-				return res, fmt.Errorf("apply batch for stream %s: savepoint: %w", b.Stream, err)
+				return fmt.Errorf("apply batch for stream %s: savepoint: %w", b.Stream, err)
 			}
 			unmatched, err := c.applyWrite(ctx, tx, tables[w.Table], w, equal)
 			if err != nil {
 				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
-					return res, fmt.Errorf("apply batch for stream %s: rollback to savepoint: %w", b.Stream, rerr)
+					return fmt.Errorf("apply batch for stream %s: rollback to savepoint: %w", b.Stream, rerr)
 				}
 				res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref,
 					Err: problem.Wrap(problem.RowWriteFailed, err, "the database rejected the write to %s; fix the row or the map and retry", w.Table)})
-				continue
+				return nil
 			}
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
-				return res, fmt.Errorf("apply batch for stream %s: release savepoint: %w", b.Stream, err)
+				return fmt.Errorf("apply batch for stream %s: release savepoint: %w", b.Stream, err)
 			}
 			if unmatched {
 				// Nothing was written, so the write did not fail.
 				res.Unmatched = append(res.Unmatched, w.Ref)
 			}
+			return nil
+		}
+		// A run of same-shaped plain upserts (what the initial sync
+		// writes) is tried as multi-row statements under one savepoint.
+		// When that fails the run is split in halves, so that a bad row
+		// costs a few attempts and a short stretch of single-row writes,
+		// and the writes land in batch order.
+		var bulk func(lo, hi int) error
+		bulk = func(lo, hi int) error {
+			if hi-lo >= minBulkRun {
+				ok, err := c.bulkIsolated(ctx, tx, tables[b.Writes[lo].Table], b.Writes[lo:hi])
+				if err != nil {
+					return fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
+				}
+				if ok {
+					return nil
+				}
+				if hi-lo >= 2*minBulkRun {
+					mid := (lo + hi) / 2
+					if err := bulk(lo, mid); err != nil {
+						return err
+					}
+					return bulk(mid, hi)
+				}
+			}
+			for k := lo; k < hi; k++ {
+				if err := one(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		for i := 0; i < len(b.Writes); {
+			j := upsertRun(b.Writes, tables, i, minBulkRun)
+			if err := bulk(i, j); err != nil {
+				return res, err
+			}
+			i = j
 		}
 	} else {
 		// Consecutive upserts of the same table and columns go in one
@@ -170,14 +214,11 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 				i = j
 				continue
 			}
-			if w.Op == connector.Upsert && insertable(tables[w.Table], w) {
-				sig := upsertSig(w)
-				for j < len(b.Writes) && j-i < maxRowsPerInsert && b.Writes[j].Op == connector.Upsert && !conditional(b.Writes[j]) && upsertSig(b.Writes[j]) == sig {
-					j++
+			j = max(j, upsertRun(b.Writes, tables, i, 2))
+			for k := i; k < j; k += rowsPerInsert(w) {
+				if err := c.execWrites(ctx, tx, tables[w.Table], b.Writes[k:min(j, k+rowsPerInsert(w))]); err != nil {
+					return res, fmt.Errorf("apply batch for stream %s: write ref %d to %s: %w", b.Stream, w.Ref, w.Table, err)
 				}
-			}
-			if err := c.execWrites(ctx, tx, tables[w.Table], b.Writes[i:j]); err != nil {
-				return res, fmt.Errorf("apply batch for stream %s: write ref %d to %s: %w", b.Stream, w.Ref, w.Table, err)
 			}
 			i = j
 		}

@@ -78,6 +78,7 @@ func (c *Connector) applySession(ctx context.Context) (*pgconn.PgConn, error) {
 	}
 	c.echo = mode
 	c.applyC = pc
+	c.staged = nil // staging tables belong to the old session
 	return pc, nil
 }
 
@@ -151,6 +152,7 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	}
 	res, err := c.applyTx(ctx, pc, b, infos)
 	if err != nil {
+		c.staged = nil // staging tables created in the transaction are gone
 		if !pc.IsClosed() && pc.TxStatus() != 'I' {
 			if rbErr := exec(ctx, pc, "ROLLBACK"); rbErr != nil {
 				pc.Close(context.Background())
@@ -214,20 +216,23 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 	if equal == nil {
 		equal = func(have, want any) bool { return reflect.DeepEqual(have, want) }
 	}
-	for i, w := range b.Writes {
+	// one writes b.Writes[i] on its own; the error is one the batch
+	// cannot survive.
+	one := func(i int) error {
+		w := b.Writes[i]
 		if !b.Isolate {
 			if infos[i] == nil {
-				return connector.Result{}, fmt.Errorf("write ref %d: table %s unknown", w.Ref, w.Table)
+				return fmt.Errorf("write ref %d: table %s unknown", w.Ref, w.Table)
 			}
 			unmatched, err := c.applyWrite(ctx, pc, infos[i], w, equal)
 			if err != nil {
 				c.forget(w.Table)
-				return connector.Result{}, err
+				return err
 			}
 			if unmatched {
 				res.Unmatched = append(res.Unmatched, w.Ref)
 			}
-			continue
+			return nil
 		}
 		if infos[i] == nil {
 			_, err := c.writeInfo(ctx, w)
@@ -235,30 +240,69 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 				err = fmt.Errorf("table %s changed while applying", w.Table)
 			}
 			res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: problem.Wrap(problem.RowWriteFailed, err, "write to %s failed; fix the table or the map", w.Table)})
-			continue
+			return nil
 		}
 		if err := exec(ctx, pc, "SAVEPOINT dw_write"); err != nil {
-			return connector.Result{}, err
+			return err
 		}
 		unmatched, err := c.applyWrite(ctx, pc, infos[i], w, equal)
 		if err != nil {
 			if pc.IsClosed() {
-				return connector.Result{}, err
+				return err
 			}
 			if rbErr := exec(ctx, pc, "ROLLBACK TO SAVEPOINT dw_write"); rbErr != nil {
-				return connector.Result{}, rbErr
+				return rbErr
 			}
 			res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: err})
-			continue
+			return nil
 		}
 		if err := exec(ctx, pc, "RELEASE SAVEPOINT dw_write"); err != nil {
-			return connector.Result{}, err
+			return err
 		}
 		if unmatched {
 			// Nothing was written, so the write did not fail: the
 			// savepoint is simply released.
 			res.Unmatched = append(res.Unmatched, w.Ref)
 		}
+		return nil
+	}
+	// bulk writes the run b.Writes[lo:hi] in bulk. When that fails, an
+	// isolated batch splits the run in halves, so that a bad row costs a
+	// few bulk attempts and a short stretch of single-row writes, and the
+	// writes still land in batch order; a batch that is not isolated goes
+	// row by row and stops at the bad row.
+	var bulk func(lo, hi int) error
+	bulk = func(lo, hi int) error {
+		if hi-lo >= minBulkRun {
+			err := c.bulkUpsert(ctx, pc, infos[lo], b.Writes[lo:hi])
+			if err == nil {
+				return nil
+			}
+			if pc.IsClosed() {
+				return err
+			}
+			c.log.Debug("bulk upsert failed; splitting the run", "table", b.Writes[lo].Table, "rows", hi-lo, "err", err)
+			if b.Isolate && hi-lo >= 2*minBulkRun {
+				mid := (lo + hi) / 2
+				if err := bulk(lo, mid); err != nil {
+					return err
+				}
+				return bulk(mid, hi)
+			}
+		}
+		for k := lo; k < hi; k++ {
+			if err := one(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i := 0; i < len(b.Writes); {
+		j := bulkRun(b.Writes, infos, i)
+		if err := bulk(i, j); err != nil {
+			return connector.Result{}, err
+		}
+		i = j
 	}
 	if !b.Position.IsZero() {
 		// Invariant: the applied position commits in the same transaction

@@ -29,7 +29,15 @@ const (
 	// last acknowledged position, with nothing of ours pending, before
 	// capture confirms it on its own so an idle slot does not pin WAL.
 	idleAdvance = 64 << 20
+	// stallProbe is how long a delivered transaction may wait for its Ack
+	// before capture checks whether the server is shutting down, and how
+	// often it checks again while the wait lasts.
+	stallProbe = 2 * time.Second
 )
+
+// errServerStopping ends a stream whose server is shutting down while the
+// engine still holds a transaction of it (see watchShutdown).
+var errServerStopping = errors.New("the server is shutting down and waits for capture to confirm everything it sent; closing the stream so that it can stop")
 
 // Capture ensures the publication and the slot and starts streaming
 // after opts.From (zero: from the slot's confirmed position).
@@ -53,11 +61,14 @@ func (c *Connector) Capture(ctx context.Context, opts connector.CaptureOptions) 
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		idle:      idleAdvance,
+		stall:     stallProbe,
 		baseTypes: map[uint32]uint32{},
 	}
 	cp.asm.baseType = cp.resolveBaseType
+	cp.stopping = c.shuttingDown
 	cp.acked.Store(opts.From.LSN)
 	cp.queued = pgrepl.LSN(opts.From.LSN)
+	cp.delivered.Store(opts.From.LSN)
 	// Connect once here so that a bad slot or publication is reported by
 	// Capture itself; later reconnects happen in the background.
 	conn, err := cp.start(ctx, pgrepl.LSN(opts.From.LSN))
@@ -169,18 +180,22 @@ func (c *Connector) ensureSlot(ctx context.Context, from change.Position) error 
 	if err != nil {
 		return problem.Wrap(problem.ConnectionFailed, err, "cannot open a replication connection; check the role has REPLICATION and max_wal_senders is not exhausted")
 	}
-	defer rc.Close(context.Background())
-	lsn, err := pgrepl.CreateLogicalSlot(ctx, rc, c.opts.Slot)
+	lsn, snapshot, err := pgrepl.CreateLogicalSlotExport(ctx, rc, c.opts.Slot)
 	if pgCode(err) == "42710" { // created concurrently
+		rc.Close(context.Background())
 		return nil
 	}
 	if err != nil {
+		rc.Close(context.Background())
 		if pgCode(err) == "53400" {
 			return problem.Wrap(problem.ServerSetting, err, "all replication slots are in use; raise max_replication_slots (scripts/setup-postgres.sh) or drop unused slots")
 		}
 		return err
 	}
-	c.log.Info("created replication slot", "consistent_point", lsn.String())
+	c.log.Info("created replication slot", "consistent_point", lsn.String(), "snapshot", snapshot)
+	// The connection stays open, idle, so that the initial sync can read
+	// inside the snapshot (see snapshot.go).
+	c.keepSnapshot(rc, snapshot)
 	return nil
 }
 
@@ -217,9 +232,12 @@ type capturer struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
-	acked  atomic.Uint64 // last position the engine acknowledged
-	echoes atomic.Int64
-	idle   uint64
+	acked     atomic.Uint64 // last position the engine acknowledged
+	delivered atomic.Uint64 // end of the last transaction handed to Next (queued, for other goroutines)
+	echoes    atomic.Int64
+	idle      uint64
+	stall     time.Duration                  // stallProbe
+	stopping  func(ctx context.Context) bool // Connector.shuttingDown
 
 	// Owned by the run goroutine.
 	queued    pgrepl.LSN // end LSN of the last transaction handed to Next
@@ -274,7 +292,14 @@ func (cp *capturer) run(conn *pgconn.PgConn) {
 	for {
 		var err error
 		if conn != nil {
-			err = cp.stream(ctx, conn)
+			sctx, scancel := context.WithCancelCause(ctx)
+			stopWatch := cp.watchShutdown(sctx, scancel)
+			err = cp.stream(sctx, conn)
+			stopWatch()
+			if cause := context.Cause(sctx); ctx.Err() == nil && errors.Is(cause, errServerStopping) {
+				err = cause
+			}
+			scancel(nil)
 			if ctx.Err() != nil && !conn.IsClosed() {
 				// Report the last Ack before leaving; best effort.
 				next := time.Time{}
@@ -356,7 +381,7 @@ func (cp *capturer) stream(ctx context.Context, conn *pgconn.PgConn) error {
 				}
 			case *pgrepl.Keepalive:
 				if !cp.asm.inTx {
-					cp.advanceIdle(d.ServerEnd)
+					cp.advanceIdle(d.ServerEnd, d.ReplyRequested)
 				}
 				if err := cp.maybeStatus(conn, &nextStatus, d.ReplyRequested); err != nil {
 					return err
@@ -385,13 +410,14 @@ func (cp *capturer) handleXLog(ctx context.Context, conn *pgconn.PgConn, d *pgre
 	}
 	if !done.deliver || done.end <= cp.queued {
 		// Nothing for the engine, or already delivered before a reconnect.
-		cp.advanceIdle(done.end)
+		cp.advanceIdle(done.end, false)
 		return nil
 	}
 	for {
 		select {
 		case cp.out <- done.tx:
 			cp.queued = done.end
+			cp.delivered.Store(uint64(done.end))
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -406,14 +432,89 @@ func (cp *capturer) handleXLog(ctx context.Context, conn *pgconn.PgConn, d *pgre
 	}
 }
 
+// watchShutdown ends the stream, cancelling it with errServerStopping,
+// when the engine holds a delivered transaction without acknowledging it
+// and the server refuses new sessions because it is shutting down.
+//
+// A server shutting down (pg_ctl stop -m fast, a service stop or restart)
+// keeps each logical walsender until its client has confirmed all the WAL
+// sent. The engine cannot acknowledge a transaction whose handling needs
+// this same server (reconciliation writes back to the source, reads of
+// its rows), and the server does not stop before it does: the shutdown
+// would hang for as long as the engine runs. Closing the stream lets the
+// server stop; the transaction is sent again after the reconnect, from
+// the last acknowledged position, so nothing is lost.
+func (cp *capturer) watchShutdown(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(cp.stall)
+		defer tick.Stop()
+		last := cp.acked.Load()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			acked := cp.acked.Load()
+			stuck := stalled(last, acked, cp.delivered.Load())
+			last = acked
+			if stuck && cp.stopping(ctx) {
+				cancel(errServerStopping)
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		wg.Wait()
+	}
+}
+
+// stalled reports whether the engine holds a delivered transaction
+// (delivered past acked) and acknowledged nothing since the previous check,
+// when the acknowledged position was last.
+func stalled(last, acked, delivered uint64) bool {
+	return acked == last && delivered > acked
+}
+
+// shuttingDown reports whether the server refuses new sessions because it
+// is shutting down (SQLSTATE 57P03, cannot_connect_now). A server that is
+// running, or cannot be reached at all, is not reported.
+func (c *Connector) shuttingDown(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pc, err := c.connectSession(ctx)
+	if err == nil {
+		pc.Close(ctx)
+		return false
+	}
+	return pgCode(err) == "57P03"
+}
+
 // advanceIdle confirms a position past the last acknowledged one when
-// nothing delivered is waiting for an Ack and the gap is large.
-func (cp *capturer) advanceIdle(pos pgrepl.LSN) {
+// nothing delivered is waiting for an Ack and the gap is large, or when
+// the server asked for a reply.
+//
+// A server shutting down (pg_ctl stop -m fast or smart, a service stop or
+// restart) asks every logical walsender's client for a reply and waits
+// until the client has confirmed all the WAL sent to it, its own shutdown
+// checkpoint included; until then it does not finish shutting down. With
+// nothing of ours pending, everything before the position it sends was
+// either delivered and acknowledged or of no interest (echoes, other
+// tables, transactions not yet committed, which are sent again after
+// it), so confirming it is as safe as the idle case.
+func (cp *capturer) advanceIdle(pos pgrepl.LSN, replyRequested bool) {
 	acked := pgrepl.LSN(cp.acked.Load())
 	if cp.queued > acked || pos <= cp.confirmed || pos <= acked {
 		return
 	}
-	if uint64(pos-max(acked, cp.confirmed)) >= cp.idle {
+	if replyRequested || uint64(pos-max(acked, cp.confirmed)) >= cp.idle {
 		cp.confirmed = pos
 	}
 }

@@ -98,6 +98,7 @@ FROM pg_replication_slots WHERE slot_name = $1`, []uint32{25}, []any{c.opts.Slot
 // Release stops capture and drops the slot and the publication, so no
 // WAL stays pinned for a side no map uses.
 func (c *Connector) Release(ctx context.Context) error {
+	c.dropSnapshot()
 	c.captureMu.Lock()
 	caps := make([]*capturer, 0, len(c.capturers))
 	for cp := range c.capturers {

@@ -16,6 +16,9 @@ type tableInfo struct {
 	desc  connector.Table
 	qname string
 	oids  map[string]uint32
+	// base is each column's type OID with domains resolved to their base
+	// type, as the server describes result columns.
+	base  map[string]uint32
 	relid uint32
 }
 
@@ -99,6 +102,7 @@ func describeOn(ctx context.Context, pc *pgconn.PgConn, table string) (*tableInf
 		desc:  connector.Table{Name: table},
 		qname: qi(schema) + "." + qi(name),
 		oids:  map[string]uint32{},
+		base:  map[string]uint32{},
 		relid: uint32(relid),
 	}
 	cols, err := query(ctx, pc, columnsSQL, []uint32{26}, []any{relid})
@@ -115,6 +119,7 @@ func describeOn(ctx context.Context, pc *pgconn.PgConn, table string) (*tableInf
 		}
 		ti.desc.Columns = append(ti.desc.Columns, col)
 		ti.oids[col.Name] = uint32(r[2].(int64))
+		ti.base[col.Name] = uint32(r[3].(int64))
 	}
 	idx, err := query(ctx, pc, uniqueSQL, []uint32{26}, []any{relid})
 	if err != nil {

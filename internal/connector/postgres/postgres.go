@@ -77,9 +77,17 @@ type Connector struct {
 	applyMu sync.Mutex
 	applyC  *pgconn.PgConn // dedicated: it holds the replication origin
 	echo    echoMode
+	// staged names the apply session's staging tables known to exist
+	// (created in a committed transaction or earlier in this one).
+	staged map[string]bool
 
 	captureMu sync.Mutex
 	capturers map[*capturer]struct{}
+
+	// snap is the snapshot exported when capture created the slot, until
+	// the initial sync imports it (snapshot.go).
+	snapMu sync.Mutex
+	snap   *exported
 
 	// lastCommit is the commit time (unix ns) of the last transaction
 	// capture received, for Lag.
@@ -130,6 +138,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Connector, error) {
 // Close closes the connector's connections and stops running capturers.
 // It does not drop the slot or the publication (see Release).
 func (c *Connector) Close() error {
+	c.dropSnapshot()
 	c.captureMu.Lock()
 	caps := make([]*capturer, 0, len(c.capturers))
 	for cp := range c.capturers {

@@ -17,10 +17,22 @@ type args struct {
 	ti   *tableInfo
 	oids []uint32
 	vals []any
+	// inline renders values as typed literals instead of parameters, for
+	// statements that take none (COPY). err is the first value that
+	// could not be rendered.
+	inline bool
+	err    error
 }
 
 // add binds v as a value of column col and returns its placeholder.
 func (a *args) add(col string, v any) string {
+	if a.inline {
+		lit, err := literal(a.ti, col, v)
+		if err != nil && a.err == nil {
+			a.err = fmt.Errorf("column %s: %w", col, err)
+		}
+		return lit
+	}
 	a.oids = append(a.oids, a.ti.oids[col])
 	a.vals = append(a.vals, v)
 	return fmt.Sprintf("$%d", len(a.vals))
@@ -116,10 +128,37 @@ func (c *Connector) Scan(ctx context.Context, req connector.ScanRequest) ([]chan
 		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
 	}
 	a := &args{ti: ti}
+	q, err := selectSQL(ti, a, req, req.Columns)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
+	}
+	var res result
+	err = c.withConn(ctx, func(pc *pgconn.PgConn) error {
+		res, err = query(ctx, pc, q, a.oids, a.vals)
+		return err
+	})
+	if err != nil {
+		c.forget(req.Table)
+		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
+	}
+	out := make([]change.Row, len(res.rows))
+	for i, r := range res.rows {
+		row := make(change.Row, len(r))
+		for j, v := range r {
+			row[res.cols[j]] = v
+		}
+		out[i] = row
+	}
+	return out, nil
+}
+
+// selectSQL renders the query of a scan request: cols (nil: every column)
+// of the rows matching req.Equal, after req.After, in req.OrderBy order.
+func selectSQL(ti *tableInfo, a *args, req connector.ScanRequest, cols []string) (string, error) {
 	sel := "*"
-	if req.Columns != nil {
-		qc := make([]string, len(req.Columns))
-		for i, n := range req.Columns {
+	if cols != nil {
+		qc := make([]string, len(cols))
+		for i, n := range cols {
 			qc[i] = qi(n)
 		}
 		sel = strings.Join(qc, ", ")
@@ -141,24 +180,7 @@ func (c *Connector) Scan(ctx context.Context, req connector.ScanRequest) ([]chan
 	if req.Limit > 0 {
 		fmt.Fprintf(&b, " LIMIT %d", req.Limit)
 	}
-	var res result
-	err = c.withConn(ctx, func(pc *pgconn.PgConn) error {
-		res, err = query(ctx, pc, b.String(), a.oids, a.vals)
-		return err
-	})
-	if err != nil {
-		c.forget(req.Table)
-		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
-	}
-	out := make([]change.Row, len(res.rows))
-	for i, r := range res.rows {
-		row := make(change.Row, len(r))
-		for j, v := range r {
-			row[res.cols[j]] = v
-		}
-		out[i] = row
-	}
-	return out, nil
+	return b.String(), nil
 }
 
 // Count returns the number of rows matching equal.

@@ -58,6 +58,25 @@ func CreateLogicalSlot(ctx context.Context, conn *pgconn.PgConn, slot string) (L
 	return ParseLSN(rows[0][1])
 }
 
+// CreateLogicalSlotExport runs CREATE_REPLICATION_SLOT name LOGICAL
+// pgoutput exporting a snapshot, and returns the slot's consistent point and
+// the snapshot's name. The snapshot shows the data exactly as of the
+// consistent point: every later commit is in the slot's stream. It can be
+// imported (SET TRANSACTION SNAPSHOT) only while conn stays open and runs
+// no other command.
+func CreateLogicalSlotExport(ctx context.Context, conn *pgconn.PgConn, slot string) (LSN, string, error) {
+	sql := fmt.Sprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'export')", QuoteIdent(slot))
+	rows, err := simpleRows(ctx, conn, sql)
+	if err != nil {
+		return 0, "", fmt.Errorf("create replication slot %s: %w", slot, err)
+	}
+	if len(rows) != 1 || len(rows[0]) < 3 || rows[0][2] == "" {
+		return 0, "", fmt.Errorf("create replication slot %s: unexpected answer %q", slot, rows)
+	}
+	lsn, err := ParseLSN(rows[0][1])
+	return lsn, rows[0][2], err
+}
+
 // DropSlot runs DROP_REPLICATION_SLOT name WAIT, which waits until no
 // walsender uses the slot.
 func DropSlot(ctx context.Context, conn *pgconn.PgConn, slot string) error {
