@@ -65,6 +65,11 @@ type Engine struct {
 	// ChunkSize is the number of rows an initial sync reads at a time.
 	// Default 1000.
 	ChunkSize int `yaml:"chunk_size"`
+	// GroupTransactions is how many consecutive source transactions, already
+	// waiting when one is applied, may commit together in one target
+	// transaction (each stays whole; at most 300 changes in all). 1 applies
+	// every source transaction in its own target transaction. Default 100.
+	GroupTransactions int `yaml:"group_transactions"`
 	// RetainedWALWarn is the replication-slot retained log size, in bytes,
 	// above which a warning is given. Default 1 GiB.
 	RetainedLogWarn int64 `yaml:"retained_log_warn"`
@@ -76,6 +81,7 @@ const (
 	DefaultQueueRetention  = 24 * time.Hour
 	DefaultPollInterval    = 50 * time.Millisecond
 	DefaultChunkSize       = 1000
+	DefaultGroupTxs        = 100
 	DefaultRetainedLogWarn = 1 << 30
 )
 

@@ -30,6 +30,9 @@ func (c *Config) ApplyDefaults() {
 	if e.ChunkSize == 0 {
 		e.ChunkSize = DefaultChunkSize
 	}
+	if e.GroupTransactions == 0 {
+		e.GroupTransactions = DefaultGroupTxs
+	}
 	if e.RetainedLogWarn == 0 {
 		e.RetainedLogWarn = DefaultRetainedLogWarn
 	}

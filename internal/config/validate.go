@@ -116,6 +116,9 @@ func (v *validator) engine() {
 	if e.ChunkSize < 0 {
 		v.add(problem.ConfigInvalid, "", "engine.chunk_size", "chunk_size is negative (%d); give a positive number of rows or remove it for %d", e.ChunkSize, DefaultChunkSize)
 	}
+	if e.GroupTransactions < 0 {
+		v.add(problem.ConfigInvalid, "", "engine.group_transactions", "group_transactions is negative (%d); give 1 for one target transaction per source transaction, more to group under backlog, or remove it for %d", e.GroupTransactions, DefaultGroupTxs)
+	}
 	if e.RetainedLogWarn < 0 {
 		v.add(problem.ConfigInvalid, "", "engine.retained_log_warn", "retained_log_warn is negative (%d); give a size in bytes or remove it for 1 GiB", e.RetainedLogWarn)
 	}

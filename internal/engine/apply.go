@@ -31,73 +31,114 @@ type planned struct {
 // Row failures are parked as catch-up errors; only transient failures
 // (the target cannot be reached) are returned, for the caller to retry.
 func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx) error {
+	return e.applyTxs(ctx, ms, from, []change.Tx{tx})
+}
+
+// maxGroupChanges bounds the changes of a group of source transactions
+// applied in one target transaction: a change plans at most three writes,
+// so a group never exceeds connector.MaxBatchRows and is never split.
+const maxGroupChanges = 300
+
+// applyTxs applies consecutive source transactions of one map and
+// direction. More than one (a group, formed only under backlog) commit
+// together in one target transaction with the last one's position: each
+// source transaction stays whole, and a redelivery skips what was applied.
+func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, txs []change.Tx) error {
 	ms.applyMu.Lock()
 	defer ms.applyMu.Unlock()
 	to := from.Other()
+	stream := ms.name + ":" + e.direction(from)
+	if len(txs) > 1 {
+		// Invariant: a group applies only transactions after the stream's
+		// applied position. A redelivered group may straddle it (an
+		// earlier group committed, its acknowledgement was lost), and the
+		// target skips only a whole batch.
+		applied, err := e.sides[to].conn.AppliedPosition(ctx, stream)
+		if err != nil {
+			return transient(fmt.Errorf("read applied position of %s: %w", stream, err))
+		}
+		for len(txs) > 0 && !applied.IsZero() && !txs[0].Position.IsZero() && !applied.Less(txs[0].Position) {
+			txs = txs[1:]
+		}
+		if len(txs) == 0 {
+			return nil
+		}
+	}
 	var writes []connector.Write
 	// Fix-ups run after the target writes, in change order. Being
 	// compare-and-set, one planned for an earlier change cannot undo a
 	// later change of the same record.
 	var fixups []connector.Write
 	type ref struct {
+		tx  *change.Tx
 		c   change.Change
 		key string
 	}
-	refs := map[int]ref{}
-	// Shadows changed by this transaction's plans; saved once its target
-	// writes have committed.
+	var refs []ref
+	// Shadows changed by these transactions' plans; saved once their
+	// target writes have committed.
 	shadows := map[string]*shadowState{}
 	keysOf := map[string][2]change.Row{}
 	var shadowOrder []string
-	for i, c := range tx.Changes {
-		keyHint := keyHintOf(ms.m, from, c)
-		if ms.parked[keyHint] {
-			// Invariant: a change to a key that has a parked catch-up error
-			// waits behind it, so the key's changes stay in order.
-			e.park(ctx, ms, from, tx, c, keyHint, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
-			continue
-		}
-		at := tx.CommitTime
-		if !c.At.IsZero() {
-			at = c.At
-		}
-		p, err := e.plan(ctx, ms, from, at, c, shadows)
-		if err != nil {
-			if isTransient(err) {
-				return err
+	for t := range txs {
+		tx := &txs[t]
+		for _, c := range tx.Changes {
+			i := len(refs)
+			refs = append(refs, ref{tx: tx, c: c})
+			keyHint := keyHintOf(ms.m, from, c)
+			if ms.parked[keyHint] {
+				// Invariant: a change to a key that has a parked catch-up
+				// error waits behind it, so the key's changes stay in order.
+				e.park(ctx, ms, from, *tx, c, keyHint, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
+				continue
 			}
-			e.park(ctx, ms, from, tx, c, keyHint, err)
-			continue
-		}
-		if p.key != keyHint && ms.parked[p.key] {
-			e.park(ctx, ms, from, tx, c, p.key, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
-			continue
-		}
-		if e.log.Enabled(ctx, slog.LevelDebug) {
-			e.log.Debug("change planned", "map", ms.name, "direction", e.direction(from), "key", p.key, "op", c.Op.String(),
-				"at", at.UnixNano(), "writes", describeWrites(p.target), "fixups", describeWrites(p.fixups), "skipped", p.skipped)
-		}
-		if p.shadow != nil {
-			if _, seen := shadows[p.key]; !seen {
-				shadowOrder = append(shadowOrder, p.key)
+			at := tx.CommitTime
+			if !c.At.IsZero() {
+				at = c.At
 			}
-			shadows[p.key] = p.shadow
-			if p.keys[0] != nil {
-				keysOf[p.key] = p.keys
+			p, err := e.plan(ctx, ms, from, at, c, shadows)
+			if err != nil {
+				if isTransient(err) {
+					return err
+				}
+				e.park(ctx, ms, from, *tx, c, keyHint, err)
+				continue
 			}
+			if p.key != keyHint && ms.parked[p.key] {
+				e.park(ctx, ms, from, *tx, c, p.key, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
+				continue
+			}
+			if e.log.Enabled(ctx, slog.LevelDebug) {
+				e.log.Debug("change planned", "map", ms.name, "direction", e.direction(from), "key", p.key, "op", c.Op.String(),
+					"at", at.UnixNano(), "writes", describeWrites(p.target), "fixups", describeWrites(p.fixups), "skipped", p.skipped)
+			}
+			if p.shadow != nil {
+				if _, seen := shadows[p.key]; !seen {
+					shadowOrder = append(shadowOrder, p.key)
+				}
+				shadows[p.key] = p.shadow
+				if p.keys[0] != nil {
+					keysOf[p.key] = p.keys
+				}
+			}
+			for _, w := range p.target {
+				w.Ref = i
+				writes = append(writes, w)
+			}
+			fixups = append(fixups, p.fixups...)
+			refs[i].key = p.key
 		}
-		for _, w := range p.target {
-			w.Ref = i
-			writes = append(writes, w)
-		}
-		fixups = append(fixups, p.fixups...)
-		refs[i] = ref{c, p.key}
 	}
-	stream := ms.name + ":" + e.direction(from)
 	chunks := splitWrites(writes)
+	if len(txs) > 1 && len(chunks) > 1 {
+		// Invariant: a group is never split; its bound makes this
+		// unreachable, and a split group could not be skipped exactly
+		// on redelivery.
+		return fmt.Errorf("a group of %d transactions planned %d writes, above the limit of %d", len(txs), len(writes), connector.MaxBatchRows)
+	}
 	failedRefs := map[int]bool{}
 	for k, chunk := range chunks {
-		pos := tx.Position
+		pos := txs[len(txs)-1].Position
 		if len(chunks) > 1 {
 			// Invariant: a source transaction split into several target
 			// transactions records (LSN, part) so a redelivery skips the
@@ -111,7 +152,7 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 		for _, f := range failed {
 			r := refs[f.Ref]
 			failedRefs[f.Ref] = true
-			e.park(ctx, ms, from, tx, r.c, r.key, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(to)))
+			e.park(ctx, ms, from, *r.tx, r.c, r.key, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(to)))
 		}
 	}
 	appliedRefs := map[int]bool{}
@@ -122,18 +163,16 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 	}
 	ms.applied[from].Add(int64(len(appliedRefs)))
 
-	// Reconcile every record this transaction touched, once, from the
+	// Reconcile every record these transactions touched, once, from the
 	// final shadow: both sides end as the conflict rule says.
 	var side [2][]connector.Write
 	side[from] = append(side[from], fixups...)
-	for _, k := range shadowOrder {
-		ws, err := e.reconcile(ctx, ms, shadows[k], keysOf[k])
-		if err != nil {
-			return err
-		}
-		side[0] = append(side[0], ws[0]...)
-		side[1] = append(side[1], ws[1]...)
+	ws, err := e.reconcileAll(ctx, ms, shadowOrder, shadows, keysOf)
+	if err != nil {
+		return err
 	}
+	side[0] = append(side[0], ws[0]...)
+	side[1] = append(side[1], ws[1]...)
 	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
 		for _, chunk := range splitWrites(side[s]) {
 			failed, err := e.applyBatch(ctx, s, connector.Batch{Stream: ms.name + ":reconcile", Writes: chunk})
@@ -150,10 +189,8 @@ func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, t
 	// transaction, which plans the same writes again from the unchanged
 	// shadow (the target skips what it already has; reconciliation is
 	// compare-and-set on what it reads).
-	for _, k := range shadowOrder {
-		if err := e.saveShadow(ctx, ms, k, shadows[k]); err != nil {
-			return err
-		}
+	if err := e.saveShadows(ctx, ms, shadowOrder, shadows); err != nil {
+		return err
 	}
 	if len(writes) > 0 {
 		if err := e.store.TouchSync(ctx, ms.name); err != nil {
@@ -416,20 +453,12 @@ func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side
 // change is captured later, wins, and its own reconciliation restores it.
 // Because the verdict is a maximum over all writes, the reconciliation
 // after the last processed change leaves both sides equal.
-func (e *Engine) reconcile(ctx context.Context, ms *mapState, sh *shadowState, keys [2]change.Row) ([2][]connector.Write, error) {
+func (e *Engine) reconcile(ctx context.Context, ms *mapState, sh *shadowState, keys [2]change.Row, rows [2]change.Row) ([2][]connector.Write, error) {
 	var out [2][]connector.Write
 	if sh == nil || sh.Row == nil || keys[0] == nil || keys[1] == nil {
 		return out, nil
 	}
 	m := ms.m
-	var rows [2]change.Row
-	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
-		r, err := e.readRow(ctx, s, m.Table(s), keys[s])
-		if err != nil {
-			return out, err
-		}
-		rows[s] = r
-	}
 	if sh.Row.Deleted {
 		for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
 			if rows[s] != nil {
@@ -476,6 +505,42 @@ func (e *Engine) reconcile(ctx context.Context, ms *mapState, sh *shadowState, k
 			// read, so a change committed since is left for its own turn.
 			out[s] = append(out[s], connector.Write{Table: m.Table(s), Key: keys[s], Op: connector.UpdateOnly, Values: fix, Expect: expect})
 		}
+	}
+	return out, nil
+}
+
+// reconcileAll reconciles the records with the given keys, reading the
+// rows of each side in one round trip where the connector can.
+func (e *Engine) reconcileAll(ctx context.Context, ms *mapState, order []string, shadows map[string]*shadowState, keysOf map[string][2]change.Row) ([2][]connector.Write, error) {
+	var out [2][]connector.Write
+	var todo []string
+	for _, k := range order {
+		sh, keys := shadows[k], keysOf[k]
+		if sh != nil && sh.Row != nil && keys[0] != nil && keys[1] != nil {
+			todo = append(todo, k)
+		}
+	}
+	if len(todo) == 0 {
+		return out, nil
+	}
+	var rows [2][]change.Row
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		keys := make([]change.Row, len(todo))
+		for i, k := range todo {
+			keys[i] = keysOf[k][s]
+		}
+		var err error
+		if rows[s], err = e.readRows(ctx, s, ms.m.Table(s), keys); err != nil {
+			return out, err
+		}
+	}
+	for i, k := range todo {
+		ws, err := e.reconcile(ctx, ms, shadows[k], keysOf[k], [2]change.Row{rows[0][i], rows[1][i]})
+		if err != nil {
+			return out, err
+		}
+		out[0] = append(out[0], ws[0]...)
+		out[1] = append(out[1], ws[1]...)
 	}
 	return out, nil
 }

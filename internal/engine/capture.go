@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -114,105 +115,162 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 // pump reads transactions until a reconfiguration request (returns nil)
 // or a failure (returns the error).
 func (e *Engine) pump(ctx context.Context, s *sideLoop, capt connector.Capturer, waiting *[]chan error) error {
+	// carry is a transaction taken while forming a group that did not fit
+	// in it; it starts the next group.
+	var carry *change.Tx
 	for {
-		nextCtx, cancel := context.WithCancel(ctx)
-		type result struct {
-			tx  change.Tx
-			err error
+		var first change.Tx
+		if carry != nil {
+			first, carry = *carry, nil
+		} else {
+			nextCtx, cancel := context.WithCancel(ctx)
+			type result struct {
+				tx  change.Tx
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				tx, err := capt.Next(nextCtx)
+				done <- result{tx, err}
+			}()
+			var r result
+			select {
+			case w := <-s.reconf:
+				*waiting = append(*waiting, w)
+				cancel()
+				<-done // Next returns on cancel; an unacked transaction is redelivered
+				return nil
+			case r = <-done:
+				cancel()
+			}
+			if r.err != nil {
+				return r.err
+			}
+			first = r.tx
 		}
-		done := make(chan result, 1)
-		go func() {
-			tx, err := capt.Next(nextCtx)
-			done <- result{tx, err}
-		}()
-		var r result
-		select {
-		case w := <-s.reconf:
-			*waiting = append(*waiting, w)
-			cancel()
-			<-done // Next returns on cancel; an unacked transaction is redelivered
-			return nil
-		case r = <-done:
-			cancel()
-		}
-		if r.err != nil {
-			return r.err
-		}
+		group, next, capErr := e.gather(ctx, capt, first)
+		carry = next
 		if ec, ok := capt.(connector.EchoCounter); ok {
 			e.echo[s.idx].Store(ec.EchoesSuppressed())
 		}
-		e.log.Debug("transaction captured", "side", s.name, "position", r.tx.Position.String(), "changes", len(r.tx.Changes))
-		if err := e.handleTx(ctx, s, r.tx); err != nil {
+		last := group[len(group)-1].Position
+		e.log.Debug("transactions captured", "side", s.name, "position", last.String(), "transactions", len(group))
+		if err := e.handleTxs(ctx, s, group); err != nil {
 			return err
 		}
 		// Invariant: a side's position is recorded and acknowledged only
-		// after every map's share of the transaction was applied or is in
+		// after every map's share of the transactions was applied or is in
 		// the durable queue.
-		if err := e.store.SetSidePosition(ctx, s.name, r.tx.Position); err != nil {
+		if err := e.store.SetSidePosition(ctx, s.name, last); err != nil {
 			return err
 		}
-		if err := capt.Ack(ctx, r.tx.Position); err != nil {
-			return fmt.Errorf("acknowledge position %s on %s: %w", r.tx.Position, s.name, err)
+		if err := capt.Ack(ctx, last); err != nil {
+			return fmt.Errorf("acknowledge position %s on %s: %w", last, s.name, err)
+		}
+		if capErr != nil {
+			return capErr
 		}
 	}
 }
 
-// handleTx routes a transaction, retrying transient failures until they
+// groupWait is how long gather waits for one more transaction: under
+// backlog the next one is already decoded; otherwise the group closes at
+// once and a lone transaction pays only this much latency.
+const groupWait = 300 * time.Microsecond
+
+// gather forms a group of consecutive transactions starting with first,
+// from those capture already has: at most engine.group_transactions
+// transactions and maxGroupChanges changes. A transaction that does not
+// fit is returned as next. A capture error ends the group and is returned
+// after it, so what was taken is handled first.
+func (e *Engine) gather(ctx context.Context, capt connector.Capturer, first change.Tx) (group []change.Tx, next *change.Tx, capErr error) {
+	group = []change.Tx{first}
+	limit := e.cfg.Engine.GroupTransactions
+	changes := len(first.Changes)
+	for len(group) < limit && changes < maxGroupChanges {
+		gctx, cancel := context.WithTimeout(ctx, groupWait)
+		tx, err := capt.Next(gctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+				capErr = err
+			}
+			return group, nil, capErr
+		}
+		if changes+len(tx.Changes) > maxGroupChanges {
+			return group, &tx, nil
+		}
+		group = append(group, tx)
+		changes += len(tx.Changes)
+	}
+	return group, nil, nil
+}
+
+// handleTxs routes transactions, retrying transient failures until they
 // pass or the engine stops: the position is not acknowledged meanwhile.
-func (e *Engine) handleTx(ctx context.Context, s *sideLoop, tx change.Tx) error {
+func (e *Engine) handleTxs(ctx context.Context, s *sideLoop, txs []change.Tx) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := e.route(ctx, s.idx, tx)
+		err := e.route(ctx, s.idx, txs)
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		e.log.Error("route transaction failed; retrying", "side", s.name, "position", tx.Position.String(), "err", err)
+		e.log.Error("route transactions failed; retrying", "side", s.name, "position", txs[len(txs)-1].Position.String(), "err", err)
 		e.sleep(ctx, &backoff)
 	}
 }
 
-// route hands each map its share of a transaction: applied now when the map
-// is Running, queued when it is Paused, Initializing or Resuming.
-func (e *Engine) route(ctx context.Context, from mapping.Side, tx change.Tx) error {
+// route splits consecutive transactions of side from per map and hands
+// each map its share.
+func (e *Engine) route(ctx context.Context, from mapping.Side, txs []change.Tx) error {
 	for _, n := range e.order {
 		ms := e.maps[n]
 		if ms.m == nil || !ms.m.Flows(from) {
 			continue
 		}
 		table := ms.m.Table(from)
-		var part []change.Change
-		for _, c := range tx.Changes {
-			if c.Table == table {
-				part = append(part, c)
+		var parts []change.Tx
+		for _, tx := range txs {
+			var part []change.Change
+			for _, c := range tx.Changes {
+				if c.Table == table {
+					part = append(part, c)
+				}
 			}
+			if len(part) == 0 {
+				continue
+			}
+			sub := tx
+			sub.Changes = part
+			parts = append(parts, sub)
 		}
-		if len(part) == 0 {
+		if len(parts) == 0 {
 			continue
 		}
-		sub := tx
-		sub.Changes = part
-		if err := e.routeMap(ctx, ms, from, sub); err != nil {
+		if err := e.routeMap(ctx, ms, from, parts); err != nil {
 			return fmt.Errorf("map %s: %w", ms.name, err)
 		}
 	}
 	return nil
 }
 
-func (e *Engine) routeMap(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx) error {
+func (e *Engine) routeMap(ctx context.Context, ms *mapState, from mapping.Side, txs []change.Tx) error {
 	ms.routeMu.Lock()
 	defer ms.routeMu.Unlock()
 	switch e.statusOf(ms) {
 	case Running:
-		return e.applyTx(ctx, ms, from, tx)
+		return e.applyTxs(ctx, ms, from, txs)
 	case Paused, Initializing, Resuming:
-		seq, err := e.queue.Append(ctx, queue.Entry{Map: ms.name, Direction: e.sideName(from), Tx: tx, EnqueuedAt: e.now()})
-		if err != nil {
-			return fmt.Errorf("queue change: %w", err)
+		for _, tx := range txs {
+			seq, err := e.queue.Append(ctx, queue.Entry{Map: ms.name, Direction: e.sideName(from), Tx: tx, EnqueuedAt: e.now()})
+			if err != nil {
+				return fmt.Errorf("queue change: %w", err)
+			}
+			e.log.Debug("transaction queued", "map", ms.name, "side", e.sideName(from), "position", tx.Position.String(), "seq", seq)
 		}
-		e.log.Debug("transaction queued", "map", ms.name, "side", e.sideName(from), "position", tx.Position.String(), "seq", seq)
 		return nil
 	}
 	return nil // Not running: the map does not sync

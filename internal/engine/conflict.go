@@ -83,12 +83,20 @@ func (e *Engine) loadShadow(ctx context.Context, ms *mapState, key string) (*sha
 	return sh, nil
 }
 
-func (e *Engine) saveShadow(ctx context.Context, ms *mapState, key string, sh *shadowState) error {
-	raw, err := json.Marshal(sh)
-	if err != nil {
-		return err
+// saveShadows saves the shadows of keys in one store transaction.
+func (e *Engine) saveShadows(ctx context.Context, ms *mapState, keys []string, shadows map[string]*shadowState) error {
+	if len(keys) == 0 {
+		return nil
 	}
-	return e.store.SetShadow(ctx, ms.name, key, raw)
+	raws := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		raw, err := json.Marshal(shadows[k])
+		if err != nil {
+			return err
+		}
+		raws[k] = raw
+	}
+	return e.store.SetShadows(ctx, ms.name, raws)
 }
 
 func sortedStrings(s []string) []string {

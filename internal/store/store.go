@@ -487,6 +487,29 @@ func (s *Store) SetShadow(ctx context.Context, name, key string, state []byte) e
 	return nil
 }
 
+// SetShadows stores several records' conflict shadows in one transaction.
+func (s *Store) SetShadows(ctx context.Context, name string, states map[string][]byte) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save conflict shadows of map %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO shadow(map, key, state) VALUES (?,?,?) ON CONFLICT(map, key) DO UPDATE SET state=excluded.state`)
+	if err != nil {
+		return fmt.Errorf("save conflict shadows of map %s: %w", name, err)
+	}
+	defer stmt.Close()
+	for key, state := range states {
+		if _, err := stmt.ExecContext(ctx, name, key, string(state)); err != nil {
+			return fmt.Errorf("save conflict shadow of map %s: %w", name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save conflict shadows of map %s: %w", name, err)
+	}
+	return nil
+}
+
 // Activity is one activity log entry.
 type Activity struct {
 	ID      int64
