@@ -29,7 +29,7 @@ func (b *backlog) Next(ctx context.Context) (change.Tx, error) {
 	return change.Tx{}, ctx.Err()
 }
 func (b *backlog) Ack(context.Context, change.Position) error { return nil }
-func (b *backlog) Close() error                                 { return nil }
+func (b *backlog) Close() error                               { return nil }
 
 func txOf(lsn uint64, changes int) change.Tx {
 	return change.Tx{Position: change.Position{LSN: lsn}, Changes: make([]change.Change, changes)}

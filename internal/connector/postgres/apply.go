@@ -187,6 +187,7 @@ func (c *Connector) writeInfo(ctx context.Context, w connector.Write) (*tableInf
 }
 
 func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.Batch, infos []*tableInfo) (connector.Result, error) {
+	c.txStaged = nil
 	if err := exec(ctx, pc, "BEGIN ISOLATION LEVEL READ COMMITTED"); err != nil {
 		return connector.Result{}, err
 	}

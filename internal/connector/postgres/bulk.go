@@ -118,10 +118,17 @@ func (c *Connector) bulkUpsertTx(ctx context.Context, pc *pgconn.PgConn, ti *tab
 	if err != nil {
 		return err
 	}
-	// A staging table may hold rows of an earlier run of this transaction.
-	if err := exec(ctx, pc, "TRUNCATE "+stage); err != nil {
-		return err
+	// Staging tables are empty at the start of a transaction (ON COMMIT
+	// DELETE ROWS); one used earlier in this transaction is emptied.
+	if c.txStaged[stage] {
+		if err := exec(ctx, pc, "TRUNCATE "+stage); err != nil {
+			return err
+		}
 	}
+	if c.txStaged == nil {
+		c.txStaged = map[string]bool{}
+	}
+	c.txStaged[stage] = true
 	var buf bytes.Buffer
 	for _, w := range ws {
 		for i, k := range cols {
@@ -160,6 +167,18 @@ func (c *Connector) bulkUpsertTx(ctx context.Context, pc *pgconn.PgConn, ti *tab
 	list := strings.Join(qc, ", ")
 	return exec(ctx, pc, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) %s",
 		ti.qname, list, list, stage, strings.Join(qk, ", "), action))
+}
+
+// appendArrayElem appends b as a double-quoted element of an array literal.
+func appendArrayElem(dst, b []byte) []byte {
+	dst = append(dst, '"')
+	for _, ch := range b {
+		if ch == '"' || ch == '\\' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, ch)
+	}
+	return append(dst, '"')
 }
 
 // appendCopyText appends v in COPY's text format: the value's text form
@@ -209,23 +228,39 @@ func (c *Connector) ReadKeys(ctx context.Context, table string, keys []change.Ro
 	for i, k := range cols {
 		qc[i] = qi(k)
 	}
-	a := &args{ti: ti}
-	tuples := make([]string, len(keys))
-	ph := make([]string, len(cols))
-	for i, key := range keys {
-		for j, k := range cols {
+	// One array parameter per key column, unnested into the key tuples:
+	// one short statement whatever the number of keys.
+	arrays := make([][]byte, len(cols))
+	casts := make([]string, len(cols))
+	for j, k := range cols {
+		arr := []byte{'{'}
+		for i, key := range keys {
 			v, ok := key[k]
 			if !ok || v == nil {
 				return nil, fmt.Errorf("read %s by key: key %d has no value for %s", table, i, k)
 			}
-			ph[j] = a.add(k, v)
+			b, err := pgrepl.EncodeText(v)
+			if err != nil {
+				return nil, fmt.Errorf("read %s by key %s: %w", table, k, err)
+			}
+			if i > 0 {
+				arr = append(arr, ',')
+			}
+			arr = appendArrayElem(arr, b)
 		}
-		tuples[i] = "(" + strings.Join(ph, ", ") + ")"
+		arrays[j] = append(arr, '}')
+		col, _ := ti.desc.Column(k)
+		casts[j] = fmt.Sprintf("$%d::text[]::%s[]", j+1, col.Type)
 	}
-	q := fmt.Sprintf("SELECT * FROM %s WHERE (%s) IN (%s)", ti.qname, strings.Join(qc, ", "), strings.Join(tuples, ", "))
+	q := fmt.Sprintf("SELECT t.* FROM %s t WHERE (%s) IN (SELECT * FROM unnest(%s))", ti.qname, "t."+strings.Join(qc, ", t."), strings.Join(casts, ", "))
+	vals := make([]any, len(arrays))
+	oids := make([]uint32, len(arrays))
+	for i, a := range arrays {
+		vals[i], oids[i] = string(a), 1009 // text[]
+	}
 	var res result
 	err = c.withConn(ctx, func(pc *pgconn.PgConn) error {
-		res, err = query(ctx, pc, q, a.oids, a.vals)
+		res, err = query(ctx, pc, q, oids, vals)
 		return err
 	})
 	if err != nil {

@@ -80,6 +80,8 @@ type Connector struct {
 	// staged names the apply session's staging tables known to exist
 	// (created in a committed transaction or earlier in this one).
 	staged map[string]bool
+	// txStaged names the staging tables used in the current transaction.
+	txStaged map[string]bool
 
 	captureMu sync.Mutex
 	capturers map[*capturer]struct{}

@@ -174,7 +174,13 @@ func selectSQL(ti *tableInfo, a *args, req connector.ScanRequest, cols []string)
 	}
 	order := make([]string, len(req.OrderBy))
 	for i, n := range req.OrderBy {
-		order[i] = qi(n) + " ASC NULLS FIRST"
+		// NULLS FIRST only where a NULL can be: a default (NULLS LAST)
+		// btree index cannot serve it, and each chunk would sort the
+		// whole table.
+		order[i] = qi(n) + " ASC"
+		if c, ok := ti.desc.Column(n); !ok || c.Nullable {
+			order[i] += " NULLS FIRST"
+		}
 	}
 	b.WriteString(" ORDER BY " + strings.Join(order, ", "))
 	if req.Limit > 0 {
