@@ -48,21 +48,21 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 	defer ms.applyMu.Unlock()
 	to := from.Other()
 	stream := ms.name + ":" + e.direction(from)
+	// Invariant: a group writes only the transactions after the stream's
+	// applied position. A redelivered group may straddle it (an earlier
+	// group committed, its acknowledgement was lost), and the target skips
+	// only a whole batch. The transactions already applied are still
+	// planned, reconciled and their shadows saved, as a skipped single
+	// transaction is: the crash may have come before that.
+	var applied change.Position
 	if len(txs) > 1 {
-		// Invariant: a group applies only transactions after the stream's
-		// applied position. A redelivered group may straddle it (an
-		// earlier group committed, its acknowledgement was lost), and the
-		// target skips only a whole batch.
-		applied, err := e.sides[to].conn.AppliedPosition(ctx, stream)
-		if err != nil {
+		var err error
+		if applied, err = e.sides[to].conn.AppliedPosition(ctx, stream); err != nil {
 			return transient(fmt.Errorf("read applied position of %s: %w", stream, err))
 		}
-		for len(txs) > 0 && !applied.IsZero() && !txs[0].Position.IsZero() && !applied.Less(txs[0].Position) {
-			txs = txs[1:]
-		}
-		if len(txs) == 0 {
-			return nil
-		}
+	}
+	done := func(tx *change.Tx) bool {
+		return !applied.IsZero() && !tx.Position.IsZero() && !applied.Less(tx.Position)
 	}
 	var writes []connector.Write
 	// Fix-ups run after the target writes, in change order. Being
@@ -121,9 +121,11 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 					keysOf[p.key] = p.keys
 				}
 			}
-			for _, w := range p.target {
-				w.Ref = i
-				writes = append(writes, w)
+			if !done(tx) {
+				for _, w := range p.target {
+					w.Ref = i
+					writes = append(writes, w)
+				}
 			}
 			fixups = append(fixups, p.fixups...)
 			refs[i].key = p.key

@@ -77,6 +77,12 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 		return connector.Result{}, fmt.Errorf("apply batch for stream %s: begin: %w", b.Stream, err)
 	}
 	res, err := c.applyTx(ctx, tx, b)
+	if err != nil || len(res.Failed) > 0 {
+		// A table may have been altered: describe it again next time.
+		for _, w := range b.Writes {
+			c.forget(w.Table)
+		}
+	}
 	if err != nil || res.Skipped {
 		rerr := tx.Rollback()
 		if err != nil {
@@ -124,7 +130,7 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 		if tables[w.Table] != nil {
 			continue
 		}
-		ti, err := c.describe(ctx, w.Table)
+		ti, err := c.info(ctx, w.Table)
 		if err != nil {
 			return res, fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
 		}

@@ -66,7 +66,7 @@ func (c *Connector) ReadKeys(ctx context.Context, table string, keys []change.Ro
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	ti, err := c.describe(ctx, table)
+	ti, err := c.info(ctx, table)
 	if err != nil {
 		return nil, fmt.Errorf("read %s by key: %w", table, err)
 	}
@@ -107,6 +107,7 @@ func (c *Connector) ReadKeys(ctx context.Context, table string, keys []change.Ro
 	q := fmt.Sprintf("SELECT %s FROM %s WHERE (%s) IN (%s)", strings.Join(sel, ", "), c.qualified(table), strings.Join(qk, ", "), strings.Join(tuples, ", "))
 	rows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
+		c.forget(table)
 		return nil, fmt.Errorf("read %s by key: %w", table, err)
 	}
 	defer rows.Close()

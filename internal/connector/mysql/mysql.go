@@ -80,6 +80,8 @@ type Connector struct {
 
 	capMu    sync.Mutex
 	capturer *Capturer // the latest open capture, for Lag
+
+	cache tableCache
 }
 
 // Open connects to the database named in dsn (go-sql-driver form, e.g.

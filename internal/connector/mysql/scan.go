@@ -13,7 +13,7 @@ import (
 // Scan returns rows ordered by req.OrderBy, strictly after req.After,
 // paging with a row-value comparison on the key.
 func (c *Connector) Scan(ctx context.Context, req connector.ScanRequest) ([]change.Row, error) {
-	ti, err := c.describe(ctx, req.Table)
+	ti, err := c.info(ctx, req.Table)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
 	}
@@ -65,6 +65,7 @@ func (c *Connector) Scan(ctx context.Context, req connector.ScanRequest) ([]chan
 	}
 	rows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
+		c.forget(req.Table)
 		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
 	}
 	defer rows.Close()

@@ -410,6 +410,12 @@ func TestReleaseDropsSlotAndPublication(t *testing.T) {
 	if _, _, found := slotState(t, env.name); !found {
 		t.Fatal("slot missing while capturing")
 	}
+	// An apply session holds the side's replication origin.
+	if _, err := c.Apply(ctxT(t), connector.Batch{Stream: "s", Position: change.Position{LSN: 1}, Writes: []connector.Write{
+		{Table: "item", Op: connector.Upsert, Key: change.Row{"id": int64(1)}, Values: change.Row{}},
+	}}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
 	if err := c.Release(ctxT(t)); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
@@ -419,6 +425,10 @@ func TestReleaseDropsSlotAndPublication(t *testing.T) {
 	var n int
 	if err := env.app.QueryRow(`SELECT count(*) FROM pg_publication WHERE pubname = $1`, env.name).Scan(&n); err != nil || n != 0 {
 		t.Errorf("publication count = %d, %v; want 0", n, err)
+	}
+	// The origin goes too, though its session was closed just before.
+	if err := env.app.QueryRow(`SELECT count(*) FROM pg_replication_origin WHERE roname = $1 OR roname LIKE $1 || '.%'`, env.name).Scan(&n); err != nil || n != 0 {
+		t.Errorf("replication origins left = %d, %v; want 0", n, err)
 	}
 	// Resuming from a position without the slot is a purged log.
 	_, err := c.Capture(ctxT(t), connector.CaptureOptions{Tables: []string{"item"}, From: change.Position{LSN: 1}})

@@ -172,9 +172,23 @@ func (c *Connector) dropOrigins(ctx context.Context) error {
 	}
 	rows.Close()
 	for _, n := range names {
-		// An origin still active in another session (55006) or a role
-		// without the rights (42501) keeps it; nothing else depends on it.
-		if _, err := c.db.ExecContext(ctx, `SELECT pg_replication_origin_drop($1)`, n); err != nil {
+		// The apply session just closed may not have ended on the server
+		// yet, and holds its origin until it does (55006): wait a little.
+		// An origin active in another live session or a role without the
+		// rights (42501) keeps it; nothing else depends on it.
+		var err error
+		for attempt := 0; attempt < 40; attempt++ {
+			_, err = c.db.ExecContext(ctx, `SELECT pg_replication_origin_drop($1)`, n)
+			if pgCode(err) != "55006" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		if err != nil {
 			c.log.Debug("replication origin kept", "origin", n, "err", err)
 		}
 	}

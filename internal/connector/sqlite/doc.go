@@ -13,7 +13,10 @@
 //
 // Values are stored the way SQLite applications usually store them: times
 // as UTC text "2006-01-02 15:04:05.999999999" (dates as "2006-01-02"),
-// booleans as 0/1, decimals as text. A column declared NUMERIC or DECIMAL
+// booleans as 0/1, decimals as text. Times are read back from any of
+// SQLite's text forms (no offset means UTC), from INTEGER Unix seconds and
+// from a REAL as SQLite's 'auto' modifier reads it: a Julian day number
+// below 5373484.5, else Unix seconds. A column declared NUMERIC or DECIMAL
 // has NUMERIC affinity, and SQLite converts numeric-looking text to REAL,
 // which keeps only about 15 significant digits; such values are read back
 // formatted at the declared scale. To keep decimals exact, declare the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -112,6 +113,11 @@ func TestFromStored(t *testing.T) {
 		{"time with Z", colInfo{connector.KindTime, -1}, "2024-01-02T03:04:05.5Z", utc("2024-01-02T03:04:05.5Z")},
 		{"time stored form", colInfo{connector.KindTime, -1}, "2024-01-02 03:04:05.123456789", utc("2024-01-02T03:04:05.123456789Z")},
 		{"time from unix seconds", colInfo{connector.KindTime, -1}, int64(86400), utc("1970-01-02T00:00:00Z")},
+		{"time from julianday()", colInfo{connector.KindTime, -1}, 2460379.812501447, utc("2024-03-10T07:30:00.125Z")},
+		{"time from julianday() before 1970", colInfo{connector.KindTime, -1}, 2440423.345601852, utc("1969-07-20T20:17:40Z")},
+		{"time from unixepoch('subsec')", colInfo{connector.KindTime, -1}, 1710055800.123, utc("2024-03-10T07:30:00.123Z")},
+		{"time from float unix seconds with microseconds", colInfo{connector.KindTime, -1}, 1710055800.123456, utc("2024-03-10T07:30:00.123456Z")},
+		{"time from negative float unix seconds", colInfo{connector.KindTime, -1}, -14240540.999999, utc("1969-07-20T04:17:39.000001Z")},
 		{"date", colInfo{connector.KindDate, -1}, "2024-02-29", utc("2024-02-29T00:00:00Z")},
 		{"uuid lower case", colInfo{connector.KindUUID, -1}, "ABCDEF00-0000-0000-0000-00000000000A", "abcdef00-0000-0000-0000-00000000000a"},
 		{"json number stored as integer", colInfo{connector.KindJSON, -1}, int64(123), "123"},
@@ -150,6 +156,8 @@ func TestFromStored(t *testing.T) {
 		{colInfo{connector.KindInt, -1}, "twelve"},
 		{colInfo{connector.KindInt, -1}, 1.5},
 		{colInfo{connector.KindTime, -1}, "yesterday"},
+		{colInfo{connector.KindTime, -1}, math.NaN()},
+		{colInfo{connector.KindTime, -1}, 1e300},
 		{colInfo{connector.KindBool, -1}, "maybe"},
 	} {
 		if v, err := fromStored(bad.col, bad.in); err == nil {
@@ -201,6 +209,39 @@ func TestApplicationValues(t *testing.T) {
 	}
 	if active != 1 || seen != "2024-01-02 02:04:05.0000006" || born != "2000-01-02" {
 		t.Errorf("stored active=%d seen=%q born=%q", active, seen, born)
+	}
+}
+
+// Times an application stores as numbers with SQLite's own functions
+// read back as the same instants.
+func TestApplicationNumericTimes(t *testing.T) {
+	t.Parallel()
+	c, db, _ := openTemp(t)
+	mustExec(t, db, `CREATE TABLE ev (id INTEGER PRIMARY KEY, at DATETIME)`)
+	mustExec(t, db, `INSERT INTO ev VALUES
+		(1, julianday('2024-03-10 07:30:00.125')),
+		(2, julianday('1969-07-20 20:17:40.5')),
+		(3, unixepoch('2024-03-10 07:30:00.123', 'subsec')),
+		(4, unixepoch('1969-07-20 20:17:40')),
+		(5, 1710055800.123456)`)
+	rows, err := c.Scan(testCtx(t), connector.ScanRequest{Table: "ev", OrderBy: []string{"id"}})
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	want := []time.Time{
+		time.Date(2024, 3, 10, 7, 30, 0, 125_000_000, time.UTC),
+		time.Date(1969, 7, 20, 20, 17, 40, 500_000_000, time.UTC),
+		time.Date(2024, 3, 10, 7, 30, 0, 123_000_000, time.UTC),
+		time.Date(1969, 7, 20, 20, 17, 40, 0, time.UTC),
+		time.Date(2024, 3, 10, 7, 30, 0, 123_456_000, time.UTC),
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("got %d rows, want %d", len(rows), len(want))
+	}
+	for i, r := range rows {
+		if got, ok := r["at"].(time.Time); !ok || !got.Equal(want[i]) {
+			t.Errorf("row %d: at = %#v, want %v", i+1, r["at"], want[i])
+		}
 	}
 }
 

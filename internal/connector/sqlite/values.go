@@ -145,6 +145,10 @@ func fromStored(c colInfo, v any) (any, error) {
 			}
 		case int64:
 			return time.Unix(x, 0).UTC(), nil
+		case float64:
+			if tm, ok := realTime(x); ok {
+				return tm, nil
+			}
 		}
 	default: // text, uuid, json, other
 		var s string
@@ -185,6 +189,31 @@ func parseTime(s string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// julianUnixEpoch is the Julian day number of 1970-01-01 00:00 UTC.
+const julianUnixEpoch = 2440587.5
+
+// realTime reads a time stored as REAL the way SQLite's 'auto' modifier
+// does: from 0 to 5373484.499999 a Julian day number (julianday()),
+// otherwise Unix seconds with a fraction (unixepoch('subsec'), a
+// language's float clock). SQLite keeps Julian days to the millisecond,
+// about what a float64 day number resolves; Unix seconds are rounded to
+// the microsecond (a float64 resolves today's to about 0.25 µs).
+func realTime(f float64) (time.Time, bool) {
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		return time.Time{}, false
+	case f >= 0 && f < 5373484.5:
+		ms := math.Round((f - julianUnixEpoch) * 86_400_000)
+		return time.UnixMilli(int64(ms)).UTC(), true
+	case f < -210866760000 || f > 253402300799:
+		// Outside years 0000 to 9999, as for SQLite's date functions.
+		return time.Time{}, false
+	}
+	sec := math.Floor(f)
+	us := math.Round((f - sec) * 1e6)
+	return time.Unix(int64(sec), int64(us)*1000).UTC(), true
 }
 
 // withScale pads (never rounds) the fractional digits of a plain decimal
