@@ -139,6 +139,7 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 		return fmt.Errorf("a group of %d transactions planned %d writes, above the limit of %d", len(txs), len(writes), connector.MaxBatchRows)
 	}
 	failedRefs := map[int]bool{}
+	skippedRefs := map[int]bool{}
 	for k, chunk := range chunks {
 		pos := txs[len(txs)-1].Position
 		if len(chunks) > 1 {
@@ -147,9 +148,15 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 			// parts already applied.
 			pos.Sub = uint32(k + 1)
 		}
-		failed, err := e.applyBatch(ctx, to, connector.Batch{Stream: stream, Position: pos, Writes: chunk})
+		failed, skipped, err := e.applyBatchSkip(ctx, to, connector.Batch{Stream: stream, Position: pos, Writes: chunk})
 		if err != nil {
 			return err
+		}
+		if skipped {
+			// Applied before (a redelivery): not counted again.
+			for _, w := range chunk {
+				skippedRefs[w.Ref] = true
+			}
 		}
 		for _, f := range failed {
 			r := refs[f.Ref]
@@ -159,7 +166,7 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 	}
 	appliedRefs := map[int]bool{}
 	for _, w := range writes {
-		if !failedRefs[w.Ref] {
+		if !failedRefs[w.Ref] && !skippedRefs[w.Ref] {
 			appliedRefs[w.Ref] = true
 		}
 	}
@@ -205,8 +212,15 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 // applyBatch applies a batch whole; when the batch fails it is applied
 // again with each write isolated, so one bad row never blocks the rest.
 func (e *Engine) applyBatch(ctx context.Context, to mapping.Side, b connector.Batch) ([]connector.WriteError, error) {
+	failed, _, err := e.applyBatchSkip(ctx, to, b)
+	return failed, err
+}
+
+// applyBatchSkip is applyBatch that also reports whether the target
+// skipped the batch as applied before.
+func (e *Engine) applyBatchSkip(ctx context.Context, to mapping.Side, b connector.Batch) ([]connector.WriteError, bool, error) {
 	if len(b.Writes) == 0 && b.Position.IsZero() {
-		return nil, nil
+		return nil, false, nil
 	}
 	conn := e.sides[to].conn
 	b.Equal = mapping.Equal
@@ -216,14 +230,14 @@ func (e *Engine) applyBatch(ctx context.Context, to mapping.Side, b connector.Ba
 			e.log.Debug("batch applied", "side", e.sideName(to), "stream", b.Stream, "position", b.Position.String(),
 				"writes", len(b.Writes), "skipped", res.Skipped, "unmatched", len(res.Unmatched))
 		}
-		return res.Failed, nil
+		return res.Failed, res.Skipped, nil
 	}
 	b.Isolate = true
 	res, err2 := conn.Apply(ctx, b)
 	if err2 != nil {
-		return nil, transient(fmt.Errorf("apply batch to %s: %w", e.sideName(to), err2))
+		return nil, false, transient(fmt.Errorf("apply batch to %s: %w", e.sideName(to), err2))
 	}
-	return res.Failed, nil
+	return res.Failed, res.Skipped, nil
 }
 
 func splitWrites(ws []connector.Write) [][]connector.Write {

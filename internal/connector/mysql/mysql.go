@@ -94,6 +94,17 @@ func Open(ctx context.Context, dsn string, o Options) (*Connector, error) {
 	if cfg.DBName == "" {
 		return nil, problem.New(problem.ConfigInvalid, "mysql dsn %q names no database; add /database after the address", redact(cfg))
 	}
+	// DATETIME values are read and written as UTC and TIMESTAMP crosses
+	// the connection in UTC (docs/CONFIG.md, "Times and time zones"); a
+	// DSN that asked for another zone would be silently overridden.
+	if cfg.Loc != nil && cfg.Loc != time.UTC {
+		return nil, problem.New(problem.ConfigInvalid, "mysql dsn sets loc=%s; dualwrite reads and writes DATETIME as UTC, so remove loc from the dsn (see docs/CONFIG.md, Times and time zones)", cfg.Loc)
+	}
+	for k := range cfg.Params {
+		if strings.EqualFold(k, "time_zone") {
+			return nil, problem.New(problem.ConfigInvalid, "mysql dsn sets time_zone; dualwrite sets the session time zone to UTC itself, so remove time_zone from the dsn (see docs/CONFIG.md, Times and time zones)")
+		}
+	}
 	if cfg.Net != "tcp" {
 		return nil, problem.New(problem.ConfigInvalid, "mysql dsn uses network %q; binlog capture needs tcp(host:port)", cfg.Net)
 	}

@@ -117,6 +117,15 @@ func Open(ctx context.Context, dsn string, o Options) (*Connector, error) {
 	if err != nil {
 		return nil, problem.Wrap(problem.ConfigInvalid, err, "postgres dsn is not valid; use key=value pairs or a postgres:// URL")
 	}
+	// The session settings win over the DSN's (or PGTZ's) whatever their
+	// case: both would be sent and either could take effect.
+	for k := range pcfg.RuntimeParams {
+		for p := range sessionParams {
+			if strings.EqualFold(k, p) {
+				delete(pcfg.RuntimeParams, k)
+			}
+		}
+	}
 	for k, v := range sessionParams {
 		pcfg.RuntimeParams[k] = v
 	}
