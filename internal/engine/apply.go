@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/change"
@@ -655,6 +656,10 @@ func plainWrite(m *mapping.Map, to mapping.Side, op change.Op, key change.Row, v
 // bothWayPairs returns the indexes of pairs that flow both ways: only they
 // can conflict.
 func bothWayPairs(m *mapping.Map, from mapping.Side) map[int]bool {
+	return pairSetsOf(m).bothWay[from]
+}
+
+func computeBothWayPairs(m *mapping.Map, from mapping.Side) map[int]bool {
 	if !m.Flows(from.Other()) {
 		return nil
 	}
@@ -674,7 +679,11 @@ func bothWayPairs(m *mapping.Map, from mapping.Side) map[int]bool {
 // bothWayTargets returns the target-side columns (on from.Other()) of the
 // pairs that flow both ways.
 func bothWayTargets(m *mapping.Map, from mapping.Side) map[string]bool {
-	both := bothWayPairs(m, from)
+	return pairSetsOf(m).bothTargets[from]
+}
+
+func computeBothWayTargets(m *mapping.Map, from mapping.Side) map[string]bool {
+	both := computeBothWayPairs(m, from)
 	out := map[string]bool{}
 	for _, p := range m.Pairs(from) {
 		if both[p.Index] {
@@ -709,9 +718,37 @@ func (e *Engine) derivedBack(ctx context.Context, ms *mapState, from mapping.Sid
 	return out
 }
 
+// pairSets are a map's pair sets by direction, computed once per compiled
+// map (maps do not change once compiled) instead of once per row.
+type pairSets struct {
+	bothWay     [2]map[int]bool
+	bothTargets [2]map[string]bool
+	backOnly    [2][]mapping.Pair
+}
+
+var pairSetCache sync.Map // *mapping.Map → *pairSets
+
+func pairSetsOf(m *mapping.Map) *pairSets {
+	if v, ok := pairSetCache.Load(m); ok {
+		return v.(*pairSets)
+	}
+	ps := &pairSets{}
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		ps.bothWay[s] = computeBothWayPairs(m, s)
+		ps.bothTargets[s] = computeBothWayTargets(m, s)
+		ps.backOnly[s] = computeBackOnlyPairs(m, s)
+	}
+	v, _ := pairSetCache.LoadOrStore(m, ps)
+	return v.(*pairSets)
+}
+
 // backOnlyPairs returns the pairs that flow only from the other side to
 // from: values the other side derives for this one.
 func backOnlyPairs(m *mapping.Map, from mapping.Side) []mapping.Pair {
+	return pairSetsOf(m).backOnly[from]
+}
+
+func computeBackOnlyPairs(m *mapping.Map, from mapping.Side) []mapping.Pair {
 	to := from.Other()
 	if !m.Flows(to) {
 		return nil

@@ -99,7 +99,7 @@ func (e *Engine) initialSync(ctx context.Context, ms *mapState) error {
 			}
 			ms.initTotal.Store(ms.initDone.Load() + n)
 		}
-		n, err := e.initPass(ctx, ms, from, !first, snaps[from])
+		n, err := e.initPass(ctx, ms, from, !first, first && empty[from.Other()], snaps[from])
 		conflicts += n
 		if err != nil {
 			return err
@@ -140,7 +140,12 @@ func scanOrder(m *mapping.Map, s mapping.Side) []string {
 
 // initPass runs one direction. onlyMissing makes it create missing rows
 // and skip rows present on both sides.
-func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, onlyMissing bool, snap connector.SnapshotReader) (int, error) {
+//
+// targetEmpty says the target side held no rows when the run began: then
+// no target row needs reading (every key is missing but for rows
+// applications insert meanwhile, which are captured and queued), and rows
+// are created with InsertOnly, so such a row is left to its own change.
+func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, onlyMissing, targetEmpty bool, snap connector.SnapshotReader) (int, error) {
 	m := ms.m
 	pass := passName(from)
 	afterJSON, done, err := e.store.InitProgress(ctx, ms.name, pass)
@@ -201,7 +206,7 @@ func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, 
 			for i, c := range order {
 				after[i] = last[c]
 			}
-			plan, err := e.planChunk(planCtx, ms, from, rows, onlyMissing, &conflicts)
+			plan, err := e.planChunk(planCtx, ms, from, rows, onlyMissing, targetEmpty, &conflicts)
 			select {
 			case plans <- planned{plan: plan, after: after, err: err}:
 			case <-planCtx.Done():
@@ -261,7 +266,7 @@ type chunkPlan struct {
 
 // initChunk reconciles one chunk of source rows.
 func (e *Engine) initChunk(ctx context.Context, ms *mapState, from mapping.Side, rows []change.Row, onlyMissing bool, conflicts *int) (int, error) {
-	plan, err := e.planChunk(ctx, ms, from, rows, onlyMissing, conflicts)
+	plan, err := e.planChunk(ctx, ms, from, rows, onlyMissing, false, conflicts)
 	if err != nil {
 		return 0, err
 	}
@@ -280,7 +285,7 @@ func (e *Engine) applyPlan(ctx context.Context, ms *mapState, from mapping.Side,
 // planChunk decides what one chunk of source rows needs: it translates
 // them, reads their target rows in one round trip where the connector
 // can, and builds the writes. Rows that fail are recorded as errors.
-func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side, rows []change.Row, onlyMissing bool, conflicts *int) (chunkPlan, error) {
+func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side, rows []change.Row, onlyMissing, targetEmpty bool, conflicts *int) (chunkPlan, error) {
 	m := ms.m
 	to := from.Other()
 	preps := make([]initPrep, 0, len(rows))
@@ -314,15 +319,18 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 	for i, p := range preps {
 		tkeys[i] = p.tkey
 	}
-	haves, err := e.readRows(ctx, to, m.Table(to), tkeys)
-	if err != nil {
-		return chunkPlan{}, err
+	haves := make([]change.Row, len(tkeys))
+	if !targetEmpty {
+		var err error
+		if haves, err = e.readRows(ctx, to, m.Table(to), tkeys); err != nil {
+			return chunkPlan{}, err
+		}
 	}
 	var toTarget, toSource []connector.Write
 	var refs []initRow
 	var srcRefs []initRow
 	for i, p := range preps {
-		ws, back, isConflict, err := e.reconcileInit(ctx, ms, from, p, haves[i], onlyMissing)
+		ws, back, isConflict, err := e.reconcileInit(ctx, ms, from, p, haves[i], onlyMissing, targetEmpty)
 		if err != nil {
 			if isTransient(err) {
 				return chunkPlan{}, err
@@ -492,14 +500,18 @@ func (e *Engine) prepareInit(ctx context.Context, m *mapping.Map, from mapping.S
 // when the target is the master of a conflict or when one-way columns flow
 // back from the target (values the target derives, such as an expression
 // over the row).
-func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.Side, p initPrep, have change.Row, onlyMissing bool) (target, source []connector.Write, conflict bool, err error) {
+func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.Side, p initPrep, have change.Row, onlyMissing, targetEmpty bool) (target, source []connector.Write, conflict bool, err error) {
 	m := ms.m
 	to := from.Other()
 	row, vals, tkey, skey, deferred := p.row, p.vals, p.tkey, p.skey, p.deferred
 	var post change.Row
 	back := change.Row{}
 	if have == nil {
-		target = append(target, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.Upsert, Values: vals})
+		op := connector.Upsert
+		if targetEmpty {
+			op = connector.InsertOnly
+		}
+		target = append(target, connector.Write{Table: m.Table(to), Key: tkey, Op: op, Values: vals})
 		post = vals.Clone()
 	} else {
 		if onlyMissing {

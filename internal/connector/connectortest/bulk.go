@@ -61,6 +61,42 @@ func testApplyBulk(t *testing.T, h Harness) {
 	}
 }
 
+// testApplyBulkInsert writes a run of InsertOnly writes, as the initial
+// sync does into an empty table: rows whose key exists (an application
+// inserted them meanwhile) are left alone and reported unmatched.
+func testApplyBulkInsert(t *testing.T, h Harness) {
+	c, s := open(t, h)
+	ctx := ctxFor(t)
+	s.create("dw_bins", applyCols, []string{"id"})
+	for _, id := range []int64{7, 50, 99} {
+		s.insert("dw_bins", []string{"id", "name", "qty", "note"}, id, "app", int64(1), nil)
+	}
+	var writes []connector.Write
+	for id := int64(0); id < 100; id++ {
+		writes = append(writes, connector.Write{Table: "dw_bins", Op: connector.InsertOnly, Key: change.Row{"id": id},
+			Values: change.Row{"name": fmt.Sprintf("n%d", id), "qty": id, "note": "tab\there"}, Ref: int(id)})
+	}
+	res := apply(ctx, t, c, connector.Batch{Stream: "bins", Isolate: true, Writes: writes})
+	if len(res.Failed) != 0 {
+		t.Fatalf("Failed = %v", res.Failed)
+	}
+	expectRefs(t, "Unmatched", res.Unmatched, 7, 50, 99)
+	got := rows(ctx, t, c, "dw_bins")
+	if len(got) != 100 {
+		t.Fatalf("dw_bins holds %d rows, want 100", len(got))
+	}
+	for _, r := range got {
+		id := r["id"].(int64)
+		want := fmt.Sprintf("n%d", id)
+		if id == 7 || id == 50 || id == 99 {
+			want = "app"
+		}
+		if r["name"] != want {
+			t.Errorf("row %d: name = %v, want %s", id, r["name"], want)
+		}
+	}
+}
+
 // testReadKeys checks KeyReader, for connectors that implement it: the
 // rows of the keys that exist, whole, and nothing for the others.
 func testReadKeys(t *testing.T, h Harness) {

@@ -80,6 +80,7 @@ func Run(t *testing.T, h Harness) {
 		{"ApplyTooLarge", testApplyTooLarge},
 		{"ApplyConditional", testApplyConditional},
 		{"ApplyBulk", testApplyBulk},
+		{"ApplyBulkInsert", testApplyBulkInsert},
 		{"ReadKeys", testReadKeys},
 		{"Values", testValues},
 		{"CaptureOrder", testCaptureOrder},

@@ -14,14 +14,20 @@ import (
 // and can be written as multi-row INSERT ... ON DUPLICATE KEY UPDATE
 // statements: same table and columns, every NOT NULL column without a
 // default named. Runs shorter than minRun are not runs (i+1 is returned).
+//
+// Runs of InsertOnly writes (rows the initial sync knows are missing) form
+// runs too when minRun > 2, written as plain multi-row INSERTs.
 func upsertRun(ws []connector.Write, tables map[string]*tableInfo, i, minRun int) int {
 	w := ws[i]
-	if w.Op != connector.Upsert || conditional(w) || len(w.Key) == 0 || !insertable(tables[w.Table], w) {
+	plain := func(w connector.Write) bool {
+		return (w.Op == connector.Upsert && !conditional(w)) || (minRun > 2 && w.Op == connector.InsertOnly && len(w.Expect) == 0)
+	}
+	if !plain(w) || len(w.Key) == 0 || !insertable(tables[w.Table], w) {
 		return i + 1
 	}
-	sig := upsertSig(w)
+	sig := w.Op.String() + "\x00" + upsertSig(w)
 	j := i + 1
-	for j < len(ws) && ws[j].Op == connector.Upsert && !conditional(ws[j]) && upsertSig(ws[j]) == sig {
+	for j < len(ws) && plain(ws[j]) && ws[j].Op.String()+"\x00"+upsertSig(ws[j]) == sig {
 		j++
 	}
 	if j-i < minRun {
@@ -46,7 +52,14 @@ func (c *Connector) bulkIsolated(ctx context.Context, tx *sql.Tx, ti *tableInfo,
 		return false, fmt.Errorf("savepoint: %w", err)
 	}
 	for k := 0; k < len(ws); k += rowsPerInsert(ws[0]) {
-		if err := c.execWrites(ctx, tx, ti, ws[k:min(len(ws), k+rowsPerInsert(ws[0]))]); err != nil {
+		part := ws[k:min(len(ws), k+rowsPerInsert(ws[0]))]
+		var err error
+		if ws[0].Op == connector.InsertOnly {
+			err = c.insertRows(ctx, tx, part)
+		} else {
+			err = c.execWrites(ctx, tx, ti, part)
+		}
+		if err != nil {
 			c.log.Debug("multi-row upsert fell back to single rows", "table", ws[0].Table, "rows", len(ws), "err", err)
 			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT dw_bulk"); rerr != nil {
 				return false, fmt.Errorf("rollback to savepoint: %w", rerr)
@@ -58,6 +71,41 @@ func (c *Connector) bulkIsolated(ctx context.Context, tx *sql.Tx, ti *tableInfo,
 		return false, fmt.Errorf("release savepoint: %w", err)
 	}
 	return true, nil
+}
+
+// insertRows inserts ws (same table and columns) in one plain multi-row
+// INSERT; a row whose key exists fails it, and the caller goes row by row.
+func (c *Connector) insertRows(ctx context.Context, tx *sql.Tx, ws []connector.Write) error {
+	cols := sortedKeys(ws[0].Key)
+	for _, n := range sortedKeys(ws[0].Values) {
+		if _, isKey := ws[0].Key[n]; !isKey {
+			cols = append(cols, n)
+		}
+	}
+	qc := make([]string, len(cols))
+	ph := make([]string, len(cols))
+	for i, n := range cols {
+		qc[i], ph[i] = quote(n), "?"
+	}
+	tuple := "(" + strings.Join(ph, ", ") + ")"
+	tuples := make([]string, len(ws))
+	args := make([]any, 0, len(ws)*len(cols))
+	for i, w := range ws {
+		tuples[i] = tuple
+		for _, n := range cols {
+			v, ok := w.Key[n]
+			if !ok {
+				v = w.Values[n]
+			}
+			a, err := toSQL(v)
+			if err != nil {
+				return fmt.Errorf("column %s: %w", n, err)
+			}
+			args = append(args, a)
+		}
+	}
+	_, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", c.qualified(ws[0].Table), strings.Join(qc, ", "), strings.Join(tuples, ", ")), args...)
+	return err
 }
 
 // ReadKeys returns the rows of table whose key equals one of keys, in one

@@ -173,7 +173,7 @@ func (c *Connector) writeInfo(ctx context.Context, w connector.Write) (*tableInf
 	if err != nil {
 		return nil, err
 	}
-	if checkColumns(ti, sortedKeys(w.Key), sortedKeys(w.Values), sortedKeys(w.Expect)) == nil {
+	if hasColumns(ti, w.Key, w.Values, w.Expect) {
 		return ti, nil
 	}
 	c.forget(w.Table)
@@ -275,14 +275,14 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 	var bulk func(lo, hi int) error
 	bulk = func(lo, hi int) error {
 		if hi-lo >= minBulkRun {
-			err := c.bulkUpsert(ctx, pc, infos[lo], b.Writes[lo:hi])
+			err := c.bulkWrite(ctx, pc, infos[lo], b.Writes[lo:hi])
 			if err == nil {
 				return nil
 			}
 			if pc.IsClosed() {
 				return err
 			}
-			c.log.Debug("bulk upsert failed; splitting the run", "table", b.Writes[lo].Table, "rows", hi-lo, "err", err)
+			c.log.Debug("bulk write failed; splitting the run", "table", b.Writes[lo].Table, "rows", hi-lo, "err", err)
 			if b.Isolate && hi-lo >= 2*minBulkRun {
 				mid := (lo + hi) / 2
 				if err := bulk(lo, mid); err != nil {
@@ -316,6 +316,18 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 		return connector.Result{}, fmt.Errorf("commit: %w", err)
 	}
 	return res, nil
+}
+
+// hasColumns reports whether every column named in rows is a column of ti.
+func hasColumns(ti *tableInfo, rows ...change.Row) bool {
+	for _, r := range rows {
+		for k := range r {
+			if _, ok := ti.oids[k]; !ok {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkKey rejects a write without a complete integration key.

@@ -103,54 +103,13 @@ func (a *assembler) handle(m pgrepl.Message) (*committed, error) {
 		}
 		a.rels[m.ID] = m
 	case pgrepl.Type:
-	case pgrepl.Insert:
-		rel, table, ok, err := a.relation(m.RelationID)
-		if err != nil || !ok {
-			return nil, err
+	case pgrepl.Insert, pgrepl.Update, pgrepl.Delete:
+		if a.echo {
+			// The engine's own transaction (its mark comes first): it is
+			// dropped whole, so its rows are not even decoded.
+			return nil, nil
 		}
-		row, _, err := decodeTuple(rel, m.New, false)
-		if err != nil {
-			return nil, fmt.Errorf("insert into %s: %w", table, err)
-		}
-		a.add(change.Change{Table: table, Op: change.Insert, New: row})
-	case pgrepl.Update:
-		rel, table, ok, err := a.relation(m.RelationID)
-		if err != nil || !ok {
-			return nil, err
-		}
-		row, unchanged, err := decodeTuple(rel, m.New, false)
-		if err != nil {
-			return nil, fmt.Errorf("update of %s: %w", table, err)
-		}
-		ch := change.Change{Table: table, Op: change.Update, New: row, Unchanged: unchanged}
-		switch m.OldKind {
-		case 'O':
-			ch.Old, unchanged, err = decodeTuple(rel, m.Old, false)
-			ch.OldComplete = len(unchanged) == 0
-		case 'K':
-			ch.Old, _, err = decodeTuple(rel, m.Old, true)
-		default: // the key did not change: its old values are the new ones
-			ch.Old = change.Row{}
-			for _, col := range rel.Columns {
-				if v, ok := row[col.Name]; ok && col.Key {
-					ch.Old[col.Name] = v
-				}
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("update of %s: old row: %w", table, err)
-		}
-		a.add(ch)
-	case pgrepl.Delete:
-		rel, table, ok, err := a.relation(m.RelationID)
-		if err != nil || !ok {
-			return nil, err
-		}
-		old, unchanged, err := decodeTuple(rel, m.Old, m.OldKind == 'K')
-		if err != nil {
-			return nil, fmt.Errorf("delete from %s: %w", table, err)
-		}
-		a.add(change.Change{Table: table, Op: change.Delete, Old: old, OldComplete: m.OldKind == 'O' && len(unchanged) == 0})
+		return nil, a.row(m)
 	case pgrepl.Truncate:
 		if a.echo {
 			return nil, nil
@@ -170,6 +129,61 @@ func (a *assembler) handle(m pgrepl.Message) (*committed, error) {
 		return nil, fmt.Errorf("unexpected pgoutput message %T", m)
 	}
 	return nil, nil
+}
+
+// row decodes one row change of a transaction that is not an echo.
+func (a *assembler) row(m pgrepl.Message) error {
+	switch m := m.(type) {
+	case pgrepl.Insert:
+		rel, table, ok, err := a.relation(m.RelationID)
+		if err != nil || !ok {
+			return err
+		}
+		row, _, err := decodeTuple(rel, m.New, false)
+		if err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
+		a.add(change.Change{Table: table, Op: change.Insert, New: row})
+	case pgrepl.Update:
+		rel, table, ok, err := a.relation(m.RelationID)
+		if err != nil || !ok {
+			return err
+		}
+		row, unchanged, err := decodeTuple(rel, m.New, false)
+		if err != nil {
+			return fmt.Errorf("update of %s: %w", table, err)
+		}
+		ch := change.Change{Table: table, Op: change.Update, New: row, Unchanged: unchanged}
+		switch m.OldKind {
+		case 'O':
+			ch.Old, unchanged, err = decodeTuple(rel, m.Old, false)
+			ch.OldComplete = len(unchanged) == 0
+		case 'K':
+			ch.Old, _, err = decodeTuple(rel, m.Old, true)
+		default: // the key did not change: its old values are the new ones
+			ch.Old = change.Row{}
+			for _, col := range rel.Columns {
+				if v, ok := row[col.Name]; ok && col.Key {
+					ch.Old[col.Name] = v
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("update of %s: old row: %w", table, err)
+		}
+		a.add(ch)
+	case pgrepl.Delete:
+		rel, table, ok, err := a.relation(m.RelationID)
+		if err != nil || !ok {
+			return err
+		}
+		old, unchanged, err := decodeTuple(rel, m.Old, m.OldKind == 'K')
+		if err != nil {
+			return fmt.Errorf("delete from %s: %w", table, err)
+		}
+		a.add(change.Change{Table: table, Op: change.Delete, Old: old, OldComplete: m.OldKind == 'O' && len(unchanged) == 0})
+	}
+	return nil
 }
 
 func (a *assembler) add(ch change.Change) {

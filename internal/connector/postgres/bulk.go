@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,29 +28,44 @@ import (
 // minBulkRun is the shortest run of upserts worth a COPY.
 const minBulkRun = 16
 
-// bulkSig is the shape of a plain upsert: table, key and value columns.
-func bulkSig(w connector.Write) string {
-	if w.Op != connector.Upsert || len(w.Expect) > 0 || len(w.Key) == 0 {
-		return ""
-	}
-	return w.Table + "\x00" + strings.Join(sortedKeys(w.Key), ",") + "\x00" + strings.Join(sortedKeys(w.Values), ",")
-}
-
-// bulkRun returns the end of the run of bulk-writable upserts that starts
+// bulkRun returns the end of the run of bulk-writable writes that starts
 // at i (i+1 when the write at i is not part of a run worth bulking).
 func bulkRun(ws []connector.Write, infos []*tableInfo, i int) int {
-	sig := bulkSig(ws[i])
-	if sig == "" || infos[i] == nil {
+	if !bulkable(ws[i]) || infos[i] == nil {
 		return i + 1
 	}
 	j := i + 1
-	for j < len(ws) && infos[j] != nil && bulkSig(ws[j]) == sig {
+	for j < len(ws) && infos[j] != nil && bulkable(ws[j]) && sameShape(ws[i], ws[j]) {
 		j++
 	}
 	if j-i < minBulkRun {
 		return i + 1
 	}
 	return j
+}
+
+// bulkable reports whether w is a plain upsert or insert.
+func bulkable(w connector.Write) bool {
+	return (w.Op == connector.Upsert || w.Op == connector.InsertOnly) && len(w.Expect) == 0 && len(w.Key) > 0
+}
+
+// sameShape reports whether two writes have the same op, table, key
+// columns and value columns.
+func sameShape(a, b connector.Write) bool {
+	if a.Op != b.Op || a.Table != b.Table || len(a.Key) != len(b.Key) || len(a.Values) != len(b.Values) {
+		return false
+	}
+	for k := range a.Key {
+		if _, ok := b.Key[k]; !ok {
+			return false
+		}
+	}
+	for k := range a.Values {
+		if _, ok := b.Values[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // bulkColumns returns the key columns and all written columns of an
@@ -90,14 +106,22 @@ func (c *Connector) stagingTable(ctx context.Context, pc *pgconn.PgConn, ti *tab
 	return name, nil
 }
 
-// bulkUpsert writes ws (a run of same-shaped plain upserts) through COPY
-// and one merge statement. It runs under a savepoint; on failure it rolls
-// back to it and returns the error, leaving the transaction usable.
-func (c *Connector) bulkUpsert(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, ws []connector.Write) error {
+// bulkWrite writes ws (a run of same-shaped plain upserts or inserts) in
+// bulk: upserts through COPY into a staging table and one merge, inserts
+// of rows known to be missing with one COPY into the table itself. It runs
+// under a savepoint; on failure (for inserts, also a row that exists
+// after all) it rolls back to it and returns the error, leaving the
+// transaction usable.
+func (c *Connector) bulkWrite(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, ws []connector.Write) error {
 	if err := exec(ctx, pc, "SAVEPOINT dw_bulk"); err != nil {
 		return err
 	}
-	err := c.bulkUpsertTx(ctx, pc, ti, ws)
+	var err error
+	if ws[0].Op == connector.InsertOnly {
+		err = c.bulkInsertTx(ctx, pc, ti, ws)
+	} else {
+		err = c.bulkUpsertTx(ctx, pc, ti, ws)
+	}
 	if err != nil {
 		// A staging table created under the savepoint is gone with it.
 		c.staged = nil
@@ -129,27 +153,15 @@ func (c *Connector) bulkUpsertTx(ctx context.Context, pc *pgconn.PgConn, ti *tab
 		c.txStaged = map[string]bool{}
 	}
 	c.txStaged[stage] = true
-	var buf bytes.Buffer
-	for _, w := range ws {
-		for i, k := range cols {
-			if i > 0 {
-				buf.WriteByte('\t')
-			}
-			v, isKey := w.Key[k]
-			if !isKey {
-				v = w.Values[k]
-			}
-			if err := appendCopyText(&buf, v); err != nil {
-				return fmt.Errorf("write ref %d column %s: %w", w.Ref, k, err)
-			}
-		}
-		buf.WriteByte('\n')
+	buf, err := copyRows(ws, cols)
+	if err != nil {
+		return err
 	}
 	qc := make([]string, len(cols))
 	for i, k := range cols {
 		qc[i] = qi(k)
 	}
-	if _, err := pc.CopyFrom(ctx, &buf, fmt.Sprintf("COPY %s (%s) FROM STDIN", stage, strings.Join(qc, ", "))); err != nil {
+	if _, err := pc.CopyFrom(ctx, buf, fmt.Sprintf("COPY %s (%s) FROM STDIN", stage, strings.Join(qc, ", "))); err != nil {
 		return err
 	}
 	qk := make([]string, len(keys))
@@ -167,6 +179,42 @@ func (c *Connector) bulkUpsertTx(ctx context.Context, pc *pgconn.PgConn, ti *tab
 	list := strings.Join(qc, ", ")
 	return exec(ctx, pc, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) %s",
 		ti.qname, list, list, stage, strings.Join(qk, ", "), action))
+}
+
+// bulkInsertTx copies ws straight into the table.
+func (c *Connector) bulkInsertTx(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, ws []connector.Write) error {
+	_, cols := bulkColumns(ws[0])
+	buf, err := copyRows(ws, cols)
+	if err != nil {
+		return err
+	}
+	qc := make([]string, len(cols))
+	for i, k := range cols {
+		qc[i] = qi(k)
+	}
+	_, err = pc.CopyFrom(ctx, buf, fmt.Sprintf("COPY %s (%s) FROM STDIN", ti.qname, strings.Join(qc, ", ")))
+	return err
+}
+
+// copyRows renders the writes' keys and values in COPY text format.
+func copyRows(ws []connector.Write, cols []string) (*bytes.Buffer, error) {
+	var buf bytes.Buffer
+	for _, w := range ws {
+		for i, k := range cols {
+			if i > 0 {
+				buf.WriteByte('\t')
+			}
+			v, isKey := w.Key[k]
+			if !isKey {
+				v = w.Values[k]
+			}
+			if err := appendCopyText(&buf, v); err != nil {
+				return nil, fmt.Errorf("write ref %d column %s: %w", w.Ref, k, err)
+			}
+		}
+		buf.WriteByte('\n')
+	}
+	return &buf, nil
 }
 
 // appendArrayElem appends b as a double-quoted element of an array literal.
@@ -188,9 +236,25 @@ func appendCopyText(buf *bytes.Buffer, v any) error {
 		buf.WriteString(`\N`)
 		return nil
 	}
-	b, err := pgrepl.EncodeText(v)
-	if err != nil {
-		return err
+	var b []byte
+	switch x := v.(type) {
+	case string:
+		if strings.IndexByte(x, 0) >= 0 {
+			return fmt.Errorf("encode text: PostgreSQL text cannot hold a NUL character")
+		}
+		return appendCopyEscaped(buf, x)
+	case change.Decimal:
+		buf.WriteString(string(x))
+		return nil
+	case int64:
+		var tmp [24]byte
+		buf.Write(strconv.AppendInt(tmp[:0], x, 10))
+		return nil
+	default:
+		var err error
+		if b, err = pgrepl.EncodeText(v); err != nil {
+			return err
+		}
 	}
 	for _, ch := range b {
 		switch ch {
@@ -206,6 +270,31 @@ func appendCopyText(buf *bytes.Buffer, v any) error {
 			buf.WriteByte(ch)
 		}
 	}
+	return nil
+}
+
+// appendCopyEscaped appends text with COPY's escapes.
+func appendCopyEscaped(buf *bytes.Buffer, x string) error {
+	start := 0
+	for i := 0; i < len(x); i++ {
+		var esc string
+		switch x[i] {
+		case '\\':
+			esc = `\\`
+		case '\t':
+			esc = `\t`
+		case '\n':
+			esc = `\n`
+		case '\r':
+			esc = `\r`
+		default:
+			continue
+		}
+		buf.WriteString(x[start:i])
+		buf.WriteString(esc)
+		start = i + 1
+	}
+	buf.WriteString(x[start:])
 	return nil
 }
 

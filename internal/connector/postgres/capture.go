@@ -352,13 +352,24 @@ func (cp *capturer) run(conn *pgconn.PgConn) {
 // stream reads the replication connection until it fails or ctx ends.
 func (cp *capturer) stream(ctx context.Context, conn *pgconn.PgConn) error {
 	nextStatus := time.Now().Add(statusInterval)
+	// Reads wait with a socket deadline rather than a context per message
+	// (a context costs a watcher for each of millions of messages); the
+	// end of ctx moves the deadline to now.
+	netConn := conn.Conn()
+	stopWatch := context.AfterFunc(ctx, func() { _ = netConn.SetReadDeadline(time.Now()) })
+	defer stopWatch()
+	defer func() { _ = netConn.SetReadDeadline(time.Time{}) }()
 	for {
 		if err := cp.maybeStatus(conn, &nextStatus, false); err != nil {
 			return err
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
-		msg, err := conn.ReceiveMessage(rctx)
-		cancel()
+		if err := netConn.SetReadDeadline(nextStatus); err != nil {
+			return fmt.Errorf("receive: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		msg, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -396,6 +407,10 @@ func (cp *capturer) stream(ctx context.Context, conn *pgconn.PgConn) error {
 }
 
 func (cp *capturer) handleXLog(ctx context.Context, conn *pgconn.PgConn, d *pgrepl.XLogData, nextStatus *time.Time) error {
+	if cp.asm.echo && len(d.Data) > 0 && (d.Data[0] == 'I' || d.Data[0] == 'U' || d.Data[0] == 'D') {
+		// A row of the engine's own transaction: dropped without parsing.
+		return nil
+	}
 	m, err := pgrepl.Decode(d.Data)
 	if err != nil {
 		return err
