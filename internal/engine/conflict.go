@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/mapping"
@@ -66,10 +67,44 @@ func (r conflictRule) wins(prev *stamp) bool {
 	return r.from == r.master
 }
 
+// shadowCache keeps the stored form of recently used shadows, so that
+// planning a change does not read the control store. It is written
+// through: saveShadows stores first, then caches what it stored. The
+// engine is the only writer of shadows, so the cache never holds a value
+// the store does not. It is emptied when it reaches maxCachedShadows.
+type shadowCache struct {
+	mu sync.Mutex
+	m  map[string][]byte // map name + "\x00" + key → stored JSON (nil: none)
+}
+
+const maxCachedShadows = 100_000
+
+func (c *shadowCache) get(name, key string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	raw, ok := c.m[name+"\x00"+key]
+	return raw, ok
+}
+
+func (c *shadowCache) put(name string, raws map[string][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m)+len(raws) > maxCachedShadows {
+		c.m = make(map[string][]byte, len(raws))
+	}
+	for k, raw := range raws {
+		c.m[name+"\x00"+k] = raw
+	}
+}
+
 func (e *Engine) loadShadow(ctx context.Context, ms *mapState, key string) (*shadowState, error) {
-	raw, err := e.store.Shadow(ctx, ms.name, key)
-	if err != nil {
-		return nil, err
+	raw, ok := e.shadows.get(ms.name, key)
+	if !ok {
+		var err error
+		if raw, err = e.store.Shadow(ctx, ms.name, key); err != nil {
+			return nil, err
+		}
+		e.shadows.put(ms.name, map[string][]byte{key: raw})
 	}
 	sh := &shadowState{}
 	if raw != nil {
@@ -96,7 +131,11 @@ func (e *Engine) saveShadows(ctx context.Context, ms *mapState, keys []string, s
 		}
 		raws[k] = raw
 	}
-	return e.store.SetShadows(ctx, ms.name, raws)
+	if err := e.store.SetShadows(ctx, ms.name, raws); err != nil {
+		return err
+	}
+	e.shadows.put(ms.name, raws)
+	return nil
 }
 
 func sortedStrings(s []string) []string {

@@ -73,6 +73,8 @@ type Engine struct {
 	wg      sync.WaitGroup
 
 	echo [2]atomic.Int64
+	// shadows caches conflict shadows as stored (conflict.go).
+	shadows shadowCache
 	// retainedWarned is when each side last warned about retained log;
 	// owned by the watchQueues goroutine.
 	retainedWarned [2]time.Time
