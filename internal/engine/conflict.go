@@ -77,7 +77,7 @@ type shadowCache struct {
 	m  map[string][]byte // map name + "\x00" + key → stored JSON (nil: none)
 }
 
-const maxCachedShadows = 100_000
+const maxCachedShadows = 20_000
 
 func (c *shadowCache) get(name, key string) ([]byte, bool) {
 	c.mu.Lock()
