@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/dualwrite/dualwrite/internal/app"
+	"github.com/dualwrite/dualwrite/internal/bench"
 	"github.com/dualwrite/dualwrite/internal/cli"
 	"github.com/dualwrite/dualwrite/internal/demo"
 )
@@ -32,6 +33,13 @@ func main() {
 				Dir: o.Dir, Once: o.Once, Listen: o.Listen,
 				LeftDriver: o.LeftDriver, LeftDSN: o.LeftDSN, RightDriver: o.RightDriver, RightDSN: o.RightDSN,
 				Out: o.Out, Logger: demoLogger(),
+			})
+		},
+		Bench: func(ctx context.Context, o cli.BenchOptions) error {
+			return bench.Run(ctx, bench.Options{
+				Target: o.Target, Rows: o.Rows, Rate: o.Rate, Duration: o.Duration,
+				PG: o.PG, MySQL: o.MySQL, Keep: o.Keep, Engine: o.Engine,
+				CommandLine: o.CommandLine, Out: o.Out, Progress: o.Progress,
 			})
 		},
 	}

@@ -1,7 +1,7 @@
-// Package cli is the dualwrite command line: `serve`, `validate` and `demo`
-// run in-process through Handlers; the `maps` commands drive a running
-// engine through its HTTP API (internal/api). docs/CLI.md documents every
-// command.
+// Package cli is the dualwrite command line: `serve`, `validate`, `demo`
+// and `bench` run in-process through Handlers; the `maps` commands drive a
+// running engine through its HTTP API (internal/api). docs/CLI.md
+// documents every command.
 package cli
 
 import (
@@ -22,6 +22,7 @@ type Handlers struct {
 	Serve    func(ctx context.Context, configPath string) error
 	Validate func(ctx context.Context, configPath string, out io.Writer, asJSON bool) (problems int, err error)
 	Demo     func(ctx context.Context, o DemoOptions) error
+	Bench    func(ctx context.Context, o BenchOptions) error
 }
 
 // DemoOptions are the flags of `dualwrite demo`.
@@ -32,6 +33,22 @@ type DemoOptions struct {
 	LeftDriver, LeftDSN   string
 	RightDriver, RightDSN string
 	Out                   io.Writer
+}
+
+// BenchOptions are the flags of `dualwrite bench postgres|mysql`.
+type BenchOptions struct {
+	Target   string // "postgres" or "mysql"
+	Rows     int
+	Rate     int
+	Duration time.Duration
+	PG       string // admin DSN of PostgreSQL
+	MySQL    string // admin DSN of MariaDB
+	Keep     bool
+	Engine   string // the dualwrite binary to run as the engine; empty: this one
+	// CommandLine is the command as typed, for the report.
+	CommandLine string
+	// Out receives the report, Progress a line per step.
+	Out, Progress io.Writer
 }
 
 // Env is the process environment the CLI runs in.
@@ -109,8 +126,9 @@ var groups = []group{{
 
 // runner carries the environment through one Run.
 type runner struct {
-	env Env
-	h   Handlers
+	env  Env
+	h    Handlers
+	args []string // the command line, without the program name
 }
 
 // Run runs the command line args (without the program name) and returns
@@ -129,7 +147,7 @@ func Run(ctx context.Context, args []string, env Env, h Handlers) int {
 	if env.pollEvery <= 0 {
 		env.pollEvery = time.Second
 	}
-	r := &runner{env: env, h: h}
+	r := &runner{env: env, h: h, args: args}
 	return r.dispatch(ctx, args)
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dualwrite/dualwrite/internal/problem"
 )
@@ -42,6 +43,22 @@ func commands() []*command {
 				"dualwrite demo --left-driver postgres --left-dsn postgres://postgres@127.0.0.1/erp --right-driver mysql --right-dsn 'root@tcp(127.0.0.1:3306)/crm'",
 			},
 			setup: setupDemo,
+		},
+		{
+			name:    "bench",
+			args:    "postgres|mysql",
+			summary: "measure sync speed and memory next to the databases' own tools",
+			desc: "Measure the engine on this machine, next to a baseline run in the same process: initial sync\n" +
+				"of --rows rows against a plain bulk copy (COPY, LOAD DATA), live sync throughput and latency at\n" +
+				"--rate and at saturation (postgres: against native logical replication), and the engine's peak\n" +
+				"memory. The engine runs as `dualwrite serve` on databases dw_bench_* that are dropped at the end\n" +
+				"unless --keep. Prints a table of figures with units and ratios.",
+			examples: []string{
+				"dualwrite bench postgres",
+				"dualwrite bench mysql --rows 100000 --duration 5s",
+				"dualwrite bench postgres --pg postgres://postgres@db:5432/postgres --rate 5000",
+			},
+			setup: setupBench,
 		},
 		{
 			name:     "maps list",
@@ -230,6 +247,52 @@ func setupDemo(r *runner, fs *flag.FlagSet) action {
 		o.Out = r.env.Stdout
 		return r.h.Demo(ctx, o)
 	}
+}
+
+func setupBench(r *runner, fs *flag.FlagSet) action {
+	var o BenchOptions
+	fs.IntVar(&o.Rows, "rows", 1_000_000, "table size of the initial sync, in `ROWS` (memory is also measured at a tenth)")
+	fs.IntVar(&o.Rate, "rate", 2000, "offered `RATE` of the fixed-rate live phase, in single-row transactions per second")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each live phase writes, a `DURATION` such as 10s or 1m")
+	fs.StringVar(&o.PG, "pg", "postgres://postgres@127.0.0.1:5432/postgres", "admin `DSN` of PostgreSQL")
+	fs.StringVar(&o.MySQL, "mysql", "root@tcp(127.0.0.1:3306)/", "admin `DSN` of MariaDB (bench mysql)")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the bench databases and the engines' directory")
+	fs.StringVar(&o.Engine, "engine", "", "the dualwrite `BINARY` to run as the engine (default: this one)")
+	return func(ctx context.Context, args []string) error {
+		switch {
+		case len(args) == 0:
+			return usagef("missing what to bench: postgres or mysql")
+		case len(args) > 1:
+			return usagef("expected one of postgres or mysql, got %d arguments: %s", len(args), strings.Join(args, " "))
+		case args[0] != "postgres" && args[0] != "mysql":
+			return usagef("cannot bench %q; use postgres or mysql", args[0])
+		case o.Rows < 10:
+			return usagef("--rows must be at least 10, got %d", o.Rows)
+		case o.Rate < 1:
+			return usagef("--rate must be at least 1, got %d", o.Rate)
+		case o.Duration < 100*time.Millisecond:
+			return usagef("--duration must be at least 100ms, got %s", o.Duration)
+		}
+		if r.h.Bench == nil {
+			return missingHandler("bench")
+		}
+		o.Target = args[0]
+		o.CommandLine = commandLine(r.args)
+		o.Out, o.Progress = r.env.Stdout, r.env.Stderr
+		return r.h.Bench(ctx, o)
+	}
+}
+
+// commandLine is args as a shell command, quoted where needed.
+func commandLine(args []string) string {
+	parts := []string{"dualwrite"}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`|&;<>()*?[]{}!#~") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
 }
 
 // serverFlag adds --server to a maps command and returns the client

@@ -30,6 +30,7 @@ Examples:
   dualwrite validate dualwrite.yaml
   dualwrite serve --config dualwrite.yaml
   dualwrite maps list
+  dualwrite bench postgres
 
 Run 'dualwrite COMMAND --help' for a command's flags and examples.
 `)
