@@ -242,14 +242,14 @@ func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, 
 }
 
 type initRow struct {
-	key string // source key JSON
+	kv  []any // source key values; keyJSON(kv) names the row in errors
 	src change.Row
 }
 
 // initPrep is a source row of a chunk, translated, waiting for its target
 // row.
 type initPrep struct {
-	key        string // source key JSON
+	kv         []any // source key values, rendered (keyJSON) only when needed
 	row        change.Row
 	vals       change.Row // translated to the target's columns
 	tkey, skey change.Row
@@ -295,10 +295,9 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 			e.initError(ctx, ms, from, "?", err)
 			continue
 		}
-		skey := keyJSON(kv)
 		ok, err := m.Match(from, row)
 		if err != nil {
-			e.initError(ctx, ms, from, skey, problem.Wrap(problem.TransformFailed, err, "filter failed"))
+			e.initError(ctx, ms, from, keyJSON(kv), problem.Wrap(problem.TransformFailed, err, "filter failed"))
 			continue
 		}
 		if !ok {
@@ -309,10 +308,10 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 			if isTransient(err) {
 				return chunkPlan{}, err
 			}
-			e.initError(ctx, ms, from, skey, err)
+			e.initError(ctx, ms, from, keyJSON(kv), err)
 			continue
 		}
-		p.key = skey
+		p.kv = kv
 		preps = append(preps, p)
 	}
 	tkeys := make([]change.Row, len(preps))
@@ -335,30 +334,30 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 			if isTransient(err) {
 				return chunkPlan{}, err
 			}
-			e.initError(ctx, ms, from, p.key, err)
+			e.initError(ctx, ms, from, keyJSON(p.kv), err)
 			continue
 		}
 		if p.deferred {
-			if err := e.store.AddDeferred(ctx, ms.name, passName(from), p.key); err != nil {
+			if err := e.store.AddDeferred(ctx, ms.name, passName(from), keyJSON(p.kv)); err != nil {
 				return chunkPlan{}, err
 			}
 		}
 		if isConflict {
 			*conflicts++
 			if *conflicts <= maxLoggedConflicts {
-				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", keyText(p.key), e.sideName(ms.master)))
+				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", keyText(keyJSON(p.kv)), e.sideName(ms.master)))
 			}
 		}
 		for _, w := range ws {
 			w.Ref = len(refs)
 			toTarget = append(toTarget, w)
 		}
-		refs = append(refs, initRow{p.key, p.row})
+		refs = append(refs, initRow{p.kv, p.row})
 		for _, w := range back {
 			w.Ref = len(srcRefs)
 			toSource = append(toSource, w)
 		}
-		srcRefs = append(srcRefs, initRow{p.key, p.row})
+		srcRefs = append(srcRefs, initRow{p.kv, p.row})
 	}
 	return chunkPlan{rows: len(rows), toTarget: toTarget, toSource: toSource, refs: refs, srcRefs: srcRefs}, nil
 }
@@ -471,7 +470,7 @@ func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.S
 			return fmt.Errorf("initial sync write to %s: %w", e.sideName(on), err)
 		}
 		for _, f := range res.Failed {
-			e.initError(ctx, ms, from, refs[f.Ref].key, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(on)))
+			e.initError(ctx, ms, from, keyJSON(refs[f.Ref].kv), problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(on)))
 		}
 	}
 	return nil
