@@ -511,7 +511,7 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 			op = connector.InsertOnly
 		}
 		target = append(target, connector.Write{Table: m.Table(to), Key: tkey, Op: op, Values: vals})
-		post = vals.Clone()
+		post = vals // read only below
 	} else {
 		if onlyMissing {
 			return nil, nil, false, nil

@@ -134,6 +134,10 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	}
 	infos := make([]*tableInfo, len(b.Writes))
 	for i, w := range b.Writes {
+		if i > 0 && infos[i-1] != nil && len(w.Expect) == 0 && len(b.Writes[i-1].Expect) == 0 && sameShape(b.Writes[i-1], w) {
+			infos[i] = infos[i-1] // the same columns, already checked
+			continue
+		}
 		ti, err := c.writeInfo(ctx, w)
 		if err != nil {
 			if b.Isolate {
