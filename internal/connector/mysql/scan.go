@@ -166,12 +166,24 @@ func afterClause(keys []string, after []any) (string, []any, error) {
 		args[i] = a
 	}
 	if !hasNull {
-		q := make([]string, len(keys))
-		ph := make([]string, len(keys))
-		for i, k := range keys {
-			q[i], ph[i] = quote(k), "?"
+		if len(keys) == 1 {
+			return quote(keys[0]) + " > ?", args, nil
 		}
-		return "(" + strings.Join(q, ", ") + ") > (" + strings.Join(ph, ", ") + ")", args, nil
+		// k1 >= a1 AND (k1 > a1 OR (k1 = a1 AND (k2 > a2 OR ...))): the
+		// leading bound gives the optimizer a range on the index, which
+		// MariaDB does not derive from a row comparison (k1, k2) > (a1, a2)
+		// (it scans and sorts the whole table for each chunk).
+		var build func(i int) (string, []any)
+		build = func(i int) (string, []any) {
+			k := quote(keys[i])
+			if i == len(keys)-1 {
+				return k + " > ?", []any{args[i]}
+			}
+			rest, restArgs := build(i + 1)
+			return "(" + k + " > ? OR (" + k + " = ? AND " + rest + "))", append([]any{args[i], args[i]}, restArgs...)
+		}
+		s, a := build(0)
+		return quote(keys[0]) + " >= ? AND " + s, append([]any{args[0]}, a...), nil
 	}
 	// (k1 > a1) OR (k1 <=> a1 AND ((k2 > a2) OR ...)), where "> NULL"
 	// means IS NOT NULL.
