@@ -32,6 +32,13 @@ func (c *Connector) Check(ctx context.Context, tables []string) []connector.Prob
 	if !strings.EqualFold(image, "FULL") {
 		add(problem.ServerSetting, "binlog_row_image is %s on %s, capture needs FULL; %s", image, c.cfg.Addr, fix)
 	}
+	if !c.mariaDB {
+		// MySQL can log JSON updates as diffs, which capture cannot apply.
+		var opts string
+		if err := c.db.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_row_value_options").Scan(&opts); err == nil && opts != "" {
+			add(problem.ServerSetting, "binlog_row_value_options is %s on %s; capture needs whole JSON values: SET PERSIST binlog_row_value_options = ''", opts, c.cfg.Addr)
+		}
+	}
 	grants, err := c.grants(ctx)
 	if err != nil {
 		add(problem.MissingPrivilege, "cannot read the grants of %s: %v; check them with SHOW GRANTS", c.cfg.User, err)

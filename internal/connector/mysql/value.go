@@ -122,7 +122,7 @@ func fromBinlog(ci colInfo, ct binlog.ColumnType, v any) (any, error) {
 		return x, nil
 	case float64, change.Decimal, time.Time:
 		return x, nil
-	case string: // TIME
+	case string: // TIME, MySQL JSON text
 		return x, nil
 	case binlog.Enum:
 		if x == 0 {

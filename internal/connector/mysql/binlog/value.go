@@ -35,6 +35,7 @@ var ErrUnsupportedType = errors.New("unsupported column type")
 //	VARCHAR, STRING, BLOB, GEOMETRY      []byte (the caller applies the charset)
 //	BIT                                  []byte, big-endian, (bits+7)/8 bytes
 //	ENUM, SET                            Enum, Set
+//	JSON (MySQL's binary JSON)           string, the JSON text MySQL prints
 func decodeValue(c ColumnType, data []byte) (any, int, error) {
 	need := func(n int) error {
 		if len(data) < n {
@@ -169,7 +170,17 @@ func decodeValue(c ColumnType, data []byte) (any, int, error) {
 		}
 		return Set(v), n, nil
 	case TypeJSON:
-		return nil, 0, fmt.Errorf("%w: MySQL binary JSON", ErrUnsupportedType)
+		// MySQL's binary JSON behind a BLOB-style length prefix; MariaDB
+		// logs its JSON columns as LONGTEXT and never reaches this case.
+		v, n, err := lengthPrefixed(int(c.Meta), data)
+		if err != nil {
+			return nil, 0, err
+		}
+		s, err := decodeJSON(v.([]byte))
+		if err != nil {
+			return nil, 0, fmt.Errorf("json value: %w", err)
+		}
+		return s, n, nil
 	}
 	return nil, 0, fmt.Errorf("%w: %d", ErrUnsupportedType, c.Type)
 }
