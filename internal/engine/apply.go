@@ -65,6 +65,18 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 	done := func(tx *change.Tx) bool {
 		return !applied.IsZero() && !tx.Position.IsZero() && !applied.Less(tx.Position)
 	}
+	if from == mapping.Left && len(bothWayPairs(ms.m, from)) > 0 {
+		// A left-side change's canonical key is its key hint.
+		var keys []string
+		for _, tx := range txs {
+			for _, c := range tx.Changes {
+				keys = append(keys, keyHintOf(ms.m, from, c))
+			}
+		}
+		if err := e.prefetchShadows(ctx, ms, keys); err != nil {
+			return err
+		}
+	}
 	var writes []connector.Write
 	// Fix-ups run after the target writes, in change order. Being
 	// compare-and-set, one planned for an earlier change cannot undo a

@@ -97,6 +97,35 @@ func (c *shadowCache) put(name string, raws map[string][]byte) {
 	}
 }
 
+// prefetchShadows reads the shadows of keys the cache lacks in one query,
+// so that planning a group does not read the store once per change.
+func (e *Engine) prefetchShadows(ctx context.Context, ms *mapState, keys []string) error {
+	var missing []string
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if _, ok := e.shadows.get(ms.name, k); !ok {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) < 2 {
+		return nil
+	}
+	got, err := e.store.Shadows(ctx, ms.name, missing)
+	if err != nil {
+		return err
+	}
+	raws := make(map[string][]byte, len(missing))
+	for _, k := range missing {
+		raws[k] = got[k] // nil: the record has no shadow yet
+	}
+	e.shadows.put(ms.name, raws)
+	return nil
+}
+
 func (e *Engine) loadShadow(ctx context.Context, ms *mapState, key string) (*shadowState, error) {
 	raw, ok := e.shadows.get(ms.name, key)
 	if !ok {

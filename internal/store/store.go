@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -478,6 +479,39 @@ func (s *Store) Shadow(ctx context.Context, name, key string) ([]byte, error) {
 	return []byte(raw), nil
 }
 
+// Shadows returns the conflict shadows of several keys in one query per
+// 500 keys; a key without one is absent from the result.
+func (s *Store) Shadows(ctx context.Context, name string, keys []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(keys))
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), 500)]
+		keys = keys[len(part):]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, name)
+		for _, k := range part {
+			args = append(args, k)
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT key, state FROM shadow WHERE map=? AND key IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read conflict shadows of map %s: %w", name, err)
+		}
+		for rows.Next() {
+			var k, raw string
+			if err := rows.Scan(&k, &raw); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read conflict shadows of map %s: %w", name, err)
+			}
+			out[k] = []byte(raw)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read conflict shadows of map %s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
 // SetShadow stores the conflict shadow of a key.
 func (s *Store) SetShadow(ctx context.Context, name, key string, state []byte) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO shadow(map, key, state) VALUES (?,?,?) ON CONFLICT(map, key) DO UPDATE SET state=excluded.state`, name, key, string(state))
@@ -487,22 +521,35 @@ func (s *Store) SetShadow(ctx context.Context, name, key string, state []byte) e
 	return nil
 }
 
-// SetShadows stores several records' conflict shadows in one transaction.
+// SetShadows stores several records' conflict shadows in one transaction,
+// up to 300 per statement.
 func (s *Store) SetShadows(ctx context.Context, name string, states map[string][]byte) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("save conflict shadows of map %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO shadow(map, key, state) VALUES (?,?,?) ON CONFLICT(map, key) DO UPDATE SET state=excluded.state`)
-	if err != nil {
-		return fmt.Errorf("save conflict shadows of map %s: %w", name, err)
-	}
-	defer stmt.Close()
-	for key, state := range states {
-		if _, err := stmt.ExecContext(ctx, name, key, string(state)); err != nil {
-			return fmt.Errorf("save conflict shadow of map %s: %w", name, err)
+	args := make([]any, 0, 3*min(len(states), 300))
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
 		}
+		q := `INSERT INTO shadow(map, key, state) VALUES (?,?,?)` + strings.Repeat(",(?,?,?)", len(args)/3-1) +
+			` ON CONFLICT(map, key) DO UPDATE SET state=excluded.state`
+		_, err := tx.ExecContext(ctx, q, args...)
+		args = args[:0]
+		return err
+	}
+	for key, state := range states {
+		args = append(args, name, key, string(state))
+		if len(args) == 3*300 {
+			if err := flush(); err != nil {
+				return fmt.Errorf("save conflict shadows of map %s: %w", name, err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("save conflict shadows of map %s: %w", name, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("save conflict shadows of map %s: %w", name, err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,5 +92,45 @@ func TestParkedChangesStayInOrderPerKey(t *testing.T) {
 	}
 	if _, n, _ := s.CountErrors(ctx, "m"); n != 1 {
 		t.Fatalf("catch-up errors after delete = %d", n)
+	}
+}
+
+func TestShadowsInBulk(t *testing.T) {
+	s := open(t, t.TempDir())
+	ctx := context.Background()
+	states := map[string][]byte{}
+	for i := 0; i < 700; i++ { // more than one statement's worth
+		states[fmt.Sprintf("k%d", i)] = []byte(fmt.Sprintf(`{"v":%d}`, i))
+	}
+	if err := s.SetShadows(ctx, "m", states); err != nil {
+		t.Fatal(err)
+	}
+	// Replacing some, and another map's key of the same name.
+	if err := s.SetShadows(ctx, "m", map[string][]byte{"k1": []byte(`{"v":"new"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetShadows(ctx, "other", map[string][]byte{"k2": []byte(`{"v":"other"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"missing"}
+	for i := 0; i < 700; i++ {
+		keys = append(keys, fmt.Sprintf("k%d", i))
+	}
+	got, err := s.Shadows(ctx, "m", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 700 {
+		t.Fatalf("got %d shadows, want 700", len(got))
+	}
+	if string(got["k1"]) != `{"v":"new"}` || string(got["k2"]) != `{"v":2}` || string(got["k699"]) != `{"v":699}` {
+		t.Errorf("k1=%s k2=%s k699=%s", got["k1"], got["k2"], got["k699"])
+	}
+	if _, ok := got["missing"]; ok {
+		t.Error("a key without a shadow came back")
+	}
+	one, err := s.Shadow(ctx, "other", "k2")
+	if err != nil || string(one) != `{"v":"other"}` {
+		t.Errorf("Shadow(other, k2) = %s, %v", one, err)
 	}
 }
