@@ -552,14 +552,24 @@ func (e *Engine) reconcileAll(ctx context.Context, ms *mapState, order []string,
 	if len(todo) == 0 {
 		return out, nil
 	}
+	// The two sides are read at the same time.
 	var rows [2][]change.Row
+	var errs [2]error
+	var wg sync.WaitGroup
 	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
 		keys := make([]change.Row, len(todo))
 		for i, k := range todo {
 			keys[i] = keysOf[k][s]
 		}
-		var err error
-		if rows[s], err = e.readRows(ctx, s, ms.m.Table(s), keys); err != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows[s], errs[s] = e.readRows(ctx, s, ms.m.Table(s), keys)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return out, err
 		}
 	}
