@@ -68,7 +68,7 @@ type Engine struct {
 	// GroupTransactions is how many consecutive source transactions, already
 	// waiting when one is applied, may commit together in one target
 	// transaction (each stays whole; at most 300 changes in all). 1 applies
-	// every source transaction in its own target transaction. Default 100.
+	// every source transaction in its own target transaction. Default 300.
 	GroupTransactions int `yaml:"group_transactions"`
 	// RetainedWALWarn is the replication-slot retained log size, in bytes,
 	// above which a warning is given. Default 1 GiB.
@@ -81,7 +81,7 @@ const (
 	DefaultQueueRetention  = 24 * time.Hour
 	DefaultPollInterval    = 50 * time.Millisecond
 	DefaultChunkSize       = 1000
-	DefaultGroupTxs        = 100
+	DefaultGroupTxs        = 300
 	DefaultRetainedLogWarn = 1 << 30
 )
 
