@@ -176,8 +176,14 @@ func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, 
 		err   error
 	}
 	planCtx, cancelPlan := context.WithCancel(ctx)
-	defer cancelPlan()
 	plans := make(chan planned, 1)
+	defer func() {
+		// The reader stops before the pass returns: it may be using the
+		// snapshot's session, which the caller closes next.
+		cancelPlan()
+		for range plans {
+		}
+	}()
 	conflicts := 0
 	go func() {
 		defer close(plans)

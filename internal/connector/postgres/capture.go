@@ -356,9 +356,11 @@ func (cp *capturer) stream(ctx context.Context, conn *pgconn.PgConn) error {
 	// (a context costs a watcher for each of millions of messages); the
 	// end of ctx moves the deadline to now.
 	netConn := conn.Conn()
+	// Deferred in this order so that the watch is stopped before the
+	// deadline is cleared.
+	defer func() { _ = netConn.SetReadDeadline(time.Time{}) }()
 	stopWatch := context.AfterFunc(ctx, func() { _ = netConn.SetReadDeadline(time.Now()) })
 	defer stopWatch()
-	defer func() { _ = netConn.SetReadDeadline(time.Time{}) }()
 	for {
 		if err := cp.maybeStatus(conn, &nextStatus, false); err != nil {
 			return err
