@@ -19,10 +19,6 @@ import (
 // maxRowsPerInsert bounds one multi-row upsert statement.
 const maxRowsPerInsert = 500
 
-// minBulkRun is the shortest run of upserts an isolated batch tries as
-// multi-row statements.
-const minBulkRun = 16
-
 // ensureProgress creates the connector's own tables once per connector.
 func (c *Connector) ensureProgress(ctx context.Context) error {
 	c.progressMu.Lock()
@@ -166,42 +162,19 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 			}
 			return nil
 		}
-		// A run of same-shaped plain upserts (what the initial sync
-		// writes) is tried as multi-row statements under one savepoint.
-		// When that fails the run is split in halves, so that a bad row
-		// costs a few attempts and a short stretch of single-row writes,
-		// and the writes land in batch order.
-		var bulk func(lo, hi int) error
-		bulk = func(lo, hi int) error {
-			if hi-lo >= minBulkRun {
-				ok, err := c.bulkIsolated(ctx, tx, tables[b.Writes[lo].Table], b.Writes[lo:hi])
-				if err != nil {
-					return fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
-				}
-				if ok {
-					return nil
-				}
-				if hi-lo >= 2*minBulkRun {
-					mid := (lo + hi) / 2
-					if err := bulk(lo, mid); err != nil {
-						return err
-					}
-					return bulk(mid, hi)
-				}
+		// A run of same-shaped plain upserts or inserts (what the initial
+		// sync writes) is tried as multi-row statements under one
+		// savepoint, and split around its bad rows when that fails.
+		bulk := func(lo, hi int) (bool, error) {
+			ok, err := c.bulkIsolated(ctx, tx, tables[b.Writes[lo].Table], b.Writes[lo:hi])
+			if err != nil {
+				return false, fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
 			}
-			for k := lo; k < hi; k++ {
-				if err := one(k); err != nil {
-					return err
-				}
-			}
-			return nil
+			return ok, nil
 		}
-		for i := 0; i < len(b.Writes); {
-			j := upsertRun(b.Writes, tables, i, minBulkRun)
-			if err := bulk(i, j); err != nil {
-				return res, err
-			}
-			i = j
+		runEnd := func(i int) int { return upsertRun(b.Writes, tables, i, connector.MinBulkRun) }
+		if err := connector.WriteRuns(len(b.Writes), runEnd, bulk, one, true); err != nil {
+			return res, err
 		}
 	} else {
 		// Consecutive upserts of the same table and columns go in one
@@ -337,29 +310,7 @@ func (c *Connector) match(ctx context.Context, tx *sql.Tx, ti *tableInfo, w conn
 
 // insertRow inserts the write's key and values as a new row.
 func (c *Connector) insertRow(ctx context.Context, tx *sql.Tx, w connector.Write) error {
-	cols := sortedKeys(w.Key)
-	for _, n := range sortedKeys(w.Values) {
-		if _, isKey := w.Key[n]; !isKey {
-			cols = append(cols, n)
-		}
-	}
-	qc := make([]string, len(cols))
-	ph := make([]string, len(cols))
-	args := make([]any, len(cols))
-	for i, n := range cols {
-		qc[i], ph[i] = quote(n), "?"
-		v, ok := w.Key[n]
-		if !ok {
-			v = w.Values[n]
-		}
-		a, err := toSQL(v)
-		if err != nil {
-			return fmt.Errorf("column %s: %w", n, err)
-		}
-		args[i] = a
-	}
-	_, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", c.qualified(w.Table), strings.Join(qc, ", "), strings.Join(ph, ", ")), args...)
-	return err
+	return c.insertRows(ctx, tx, []connector.Write{w})
 }
 
 func sortedKeys(r change.Row) []string {

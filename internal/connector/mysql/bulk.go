@@ -159,27 +159,8 @@ func (c *Connector) ReadKeys(ctx context.Context, table string, keys []change.Ro
 		return nil, fmt.Errorf("read %s by key: %w", table, err)
 	}
 	defer rows.Close()
-	var out []change.Row
-	vals := make([]any, len(infos))
-	ptrs := make([]any, len(infos))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, fmt.Errorf("read %s by key: %w", table, err)
-		}
-		r := make(change.Row, len(infos))
-		for i, ci := range infos {
-			v, err := fromSQL(ci, vals[i])
-			if err != nil {
-				return nil, fmt.Errorf("read %s by key: %w", table, err)
-			}
-			r[ci.Name] = v
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := decodeRows(rows, infos)
+	if err != nil {
 		return nil, fmt.Errorf("read %s by key: %w", table, err)
 	}
 	return out, nil

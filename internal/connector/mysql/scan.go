@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"strings"
@@ -69,30 +70,37 @@ func (c *Connector) Scan(ctx context.Context, req connector.ScanRequest) ([]chan
 		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
 	}
 	defer rows.Close()
+	out, err := decodeRows(rows, infos)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
+	}
+	return out, nil
+}
+
+// decodeRows reads every row of rows, whose columns are infos, into
+// canonical values.
+func decodeRows(rows *sql.Rows, infos []colInfo) ([]change.Row, error) {
 	var out []change.Row
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
+	vals := make([]any, len(infos))
+	ptrs := make([]any, len(infos))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return nil, fmt.Errorf("scan %s: %w", req.Table, err)
+			return nil, err
 		}
-		r := make(change.Row, len(cols))
+		r := make(change.Row, len(infos))
 		for i, ci := range infos {
 			v, err := fromSQL(ci, vals[i])
 			if err != nil {
-				return nil, fmt.Errorf("scan %s: %w", req.Table, err)
+				return nil, err
 			}
 			r[ci.Name] = v
 		}
 		out = append(out, r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Count returns the number of rows matching equal.

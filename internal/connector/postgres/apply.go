@@ -271,43 +271,20 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 		}
 		return nil
 	}
-	// bulk writes the run b.Writes[lo:hi] in bulk. When that fails, an
-	// isolated batch splits the run in halves, so that a bad row costs a
-	// few bulk attempts and a short stretch of single-row writes, and the
-	// writes still land in batch order; a batch that is not isolated goes
-	// row by row and stops at the bad row.
-	var bulk func(lo, hi int) error
-	bulk = func(lo, hi int) error {
-		if hi-lo >= minBulkRun {
-			err := c.bulkWrite(ctx, pc, infos[lo], b.Writes[lo:hi])
-			if err == nil {
-				return nil
-			}
-			if pc.IsClosed() {
-				return err
-			}
-			c.log.Debug("bulk write failed; splitting the run", "table", b.Writes[lo].Table, "rows", hi-lo, "err", err)
-			if b.Isolate && hi-lo >= 2*minBulkRun {
-				mid := (lo + hi) / 2
-				if err := bulk(lo, mid); err != nil {
-					return err
-				}
-				return bulk(mid, hi)
-			}
+	// Runs of plain upserts or inserts go in bulk; an isolated batch
+	// splits a failing run around its bad rows, one that is not isolated
+	// goes row by row and stops at the bad row.
+	bulk := func(lo, hi int) (bool, error) {
+		err := c.bulkWrite(ctx, pc, infos[lo], b.Writes[lo:hi])
+		if err != nil && !pc.IsClosed() {
+			c.log.Debug("bulk write failed; writing the run in parts", "table", b.Writes[lo].Table, "rows", hi-lo, "err", err)
+			return false, nil
 		}
-		for k := lo; k < hi; k++ {
-			if err := one(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return err == nil, err
 	}
-	for i := 0; i < len(b.Writes); {
-		j := bulkRun(b.Writes, infos, i)
-		if err := bulk(i, j); err != nil {
-			return connector.Result{}, err
-		}
-		i = j
+	runEnd := func(i int) int { return bulkRun(b.Writes, infos, i) }
+	if err := connector.WriteRuns(len(b.Writes), runEnd, bulk, one, b.Isolate); err != nil {
+		return connector.Result{}, err
 	}
 	if !b.Position.IsZero() {
 		// Invariant: the applied position commits in the same transaction

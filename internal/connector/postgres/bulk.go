@@ -25,9 +25,6 @@ import (
 // the savepoint and written row by row, so each bad row gets its own error
 // and the good ones still commit.
 
-// minBulkRun is the shortest run of upserts worth a COPY.
-const minBulkRun = 16
-
 // bulkRun returns the end of the run of bulk-writable writes that starts
 // at i (i+1 when the write at i is not part of a run worth bulking).
 func bulkRun(ws []connector.Write, infos []*tableInfo, i int) int {
@@ -38,7 +35,7 @@ func bulkRun(ws []connector.Write, infos []*tableInfo, i int) int {
 	for j < len(ws) && infos[j] != nil && bulkable(ws[j]) && sameShape(ws[i], ws[j]) {
 		j++
 	}
-	if j-i < minBulkRun {
+	if j-i < connector.MinBulkRun {
 		return i + 1
 	}
 	return j
@@ -356,13 +353,5 @@ func (c *Connector) ReadKeys(ctx context.Context, table string, keys []change.Ro
 		c.forget(table)
 		return nil, fmt.Errorf("read %s by key: %w", table, err)
 	}
-	out := make([]change.Row, len(res.rows))
-	for i, r := range res.rows {
-		row := make(change.Row, len(r))
-		for j, v := range r {
-			row[res.cols[j]] = v
-		}
-		out[i] = row
-	}
-	return out, nil
+	return res.named(), nil
 }

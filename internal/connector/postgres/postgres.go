@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/connector/postgres/pgrepl"
 	"github.com/dualwrite/dualwrite/internal/problem"
@@ -185,6 +186,19 @@ type result struct {
 	cols []string
 	rows [][]any
 	tag  pgconn.CommandTag
+}
+
+// named returns the result's rows keyed by column name.
+func (r result) named() []change.Row {
+	out := make([]change.Row, len(r.rows))
+	for i, vals := range r.rows {
+		row := make(change.Row, len(vals))
+		for j, v := range vals {
+			row[r.cols[j]] = v
+		}
+		out[i] = row
+	}
+	return out
 }
 
 // query runs one statement with text parameters typed by oids (0: let

@@ -141,15 +141,7 @@ func (c *Connector) Scan(ctx context.Context, req connector.ScanRequest) ([]chan
 		c.forget(req.Table)
 		return nil, fmt.Errorf("scan %s: %w", req.Table, err)
 	}
-	out := make([]change.Row, len(res.rows))
-	for i, r := range res.rows {
-		row := make(change.Row, len(r))
-		for j, v := range r {
-			row[res.cols[j]] = v
-		}
-		out[i] = row
-	}
-	return out, nil
+	return res.named(), nil
 }
 
 // selectSQL renders the query of a scan request: cols (nil: every column)
