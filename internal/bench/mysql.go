@@ -11,6 +11,8 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/dualwrite/dualwrite/internal/connector/postgres/pgrepl"
+
 	"github.com/dualwrite/dualwrite/internal/problem"
 )
 
@@ -128,29 +130,21 @@ func (b *bench) pgToMariaDB(ctx context.Context, pgDSN, srcTable string, my *sql
 		return 0, 0, fmt.Errorf("connect for COPY: %w", err)
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	pr, pw := io.Pipe()
 	handler := "dw_bench_" + b.id + "_" + dstTable
-	gomysql.RegisterReaderHandler(handler, func() io.Reader { return pr })
-	defer gomysql.DeregisterReaderHandler(handler)
-	copied := make(chan error, 1)
-	start := time.Now()
-	go func() {
-		_, err := src.CopyTo(ctx, pw, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT", copyColumns, srcTable))
-		pw.CloseWithError(err)
-		copied <- err
-	}()
-	res, err := my.ExecContext(ctx, fmt.Sprintf("LOAD DATA LOCAL INFILE 'Reader::%s' INTO TABLE %s CHARACTER SET utf8mb4 (%s)", handler, dstTable, copyColumns))
-	pr.CloseWithError(io.ErrClosedPipe)
-	readErr := <-copied
-	elapsed := time.Since(start)
-	if err != nil {
-		return 0, 0, fmt.Errorf("LOAD DATA LOCAL INFILE: %w", err)
-	}
-	if readErr != nil {
-		return 0, 0, fmt.Errorf("COPY TO STDOUT: %w", readErr)
-	}
-	n, err := res.RowsAffected()
-	return n, elapsed, err
+	return timedPipe(ctx,
+		func(w io.Writer) error {
+			_, err := src.CopyTo(ctx, w, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT", copyColumns, srcTable))
+			return wrapErr("COPY TO STDOUT", err)
+		},
+		func(r io.Reader) (int64, error) {
+			gomysql.RegisterReaderHandler(handler, func() io.Reader { return r })
+			defer gomysql.DeregisterReaderHandler(handler)
+			res, err := my.ExecContext(ctx, fmt.Sprintf("LOAD DATA LOCAL INFILE 'Reader::%s' INTO TABLE %s CHARACTER SET utf8mb4 (%s)", handler, dstTable, copyColumns))
+			if err != nil {
+				return 0, fmt.Errorf("LOAD DATA LOCAL INFILE: %w", err)
+			}
+			return res.RowsAffected()
+		})
 }
 
 // mariaDBToPG is the plain bulk load MariaDB -> PostgreSQL: a SELECT
@@ -161,25 +155,12 @@ func mariaDBToPG(ctx context.Context, my *sql.DB, srcTable, pgDSN, dstTable stri
 		return 0, 0, fmt.Errorf("connect for COPY: %w", err)
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
-	pr, pw := io.Pipe()
-	streamed := make(chan error, 1)
-	start := time.Now()
-	go func() {
-		err := streamCopyText(ctx, my, fmt.Sprintf("SELECT %s FROM %s", copyColumns, srcTable), 6, pw)
-		pw.CloseWithError(err)
-		streamed <- err
-	}()
-	tag, err := dst.CopyFrom(ctx, pr, fmt.Sprintf("COPY %s (%s) FROM STDIN", dstTable, copyColumns))
-	pr.CloseWithError(io.ErrClosedPipe)
-	readErr := <-streamed
-	elapsed := time.Since(start)
-	if err != nil {
-		return 0, 0, fmt.Errorf("COPY FROM STDIN: %w", err)
-	}
-	if readErr != nil {
-		return 0, 0, fmt.Errorf("SELECT from MariaDB: %w", readErr)
-	}
-	return tag.RowsAffected(), elapsed, nil
+	return timedPipe(ctx,
+		func(w io.Writer) error {
+			err := streamCopyText(ctx, my, fmt.Sprintf("SELECT %s FROM %s", copyColumns, srcTable), 6, w)
+			return wrapErr("SELECT from MariaDB", err)
+		},
+		func(r io.Reader) (int64, error) { return copyFrom(ctx, dst, r, dstTable) })
 }
 
 // streamCopyText writes the result of query in PostgreSQL's COPY text
@@ -215,7 +196,7 @@ func streamCopyText(ctx context.Context, db *sql.DB, query string, ncols int, w 
 				line = append(line, '\\', 'N')
 				continue
 			}
-			line = appendCopyText(line, v)
+			line = pgrepl.AppendCopyText(line, v)
 		}
 		line = append(line, '\n')
 		if _, err := bw.Write(line); err != nil {
@@ -226,25 +207,6 @@ func streamCopyText(ctx context.Context, db *sql.DB, query string, ncols int, w 
 		return err
 	}
 	return bw.Flush()
-}
-
-// appendCopyText escapes v for COPY's text format.
-func appendCopyText(dst, v []byte) []byte {
-	for _, c := range v {
-		switch c {
-		case '\\':
-			dst = append(dst, '\\', '\\')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
 }
 
 // mysql is `dualwrite bench mysql`: PostgreSQL <-> MariaDB.

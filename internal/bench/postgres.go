@@ -192,25 +192,54 @@ func pgCopy(ctx context.Context, srcDSN, srcTable, dstDSN, dstTable string) (int
 		return 0, 0, fmt.Errorf("connect for COPY: %w", err)
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
+	return timedPipe(ctx,
+		func(w io.Writer) error {
+			_, err := src.CopyTo(ctx, w, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT", copyColumns, srcTable))
+			return wrapErr("COPY TO STDOUT", err)
+		},
+		func(r io.Reader) (int64, error) { return copyFrom(ctx, dst, r, dstTable) })
+}
+
+// timedPipe streams what produce writes into consume and times the two
+// together, from the first byte to the last row; it returns the rows
+// consume reports.
+func timedPipe(ctx context.Context, produce func(w io.Writer) error, consume func(r io.Reader) (int64, error)) (int64, time.Duration, error) {
 	pr, pw := io.Pipe()
-	copied := make(chan error, 1)
+	produced := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		_, err := src.CopyTo(ctx, pw, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT", copyColumns, srcTable))
+		err := produce(pw)
 		pw.CloseWithError(err)
-		copied <- err
+		produced <- err
 	}()
-	tag, err := dst.CopyFrom(ctx, pr, fmt.Sprintf("COPY %s (%s) FROM STDIN", dstTable, copyColumns))
+	n, err := consume(pr)
 	pr.CloseWithError(io.ErrClosedPipe)
-	readErr := <-copied
+	prodErr := <-produced
 	elapsed := time.Since(start)
 	if err != nil {
-		return 0, 0, fmt.Errorf("COPY FROM STDIN: %w", err)
+		return 0, 0, err
 	}
-	if readErr != nil {
-		return 0, 0, fmt.Errorf("COPY TO STDOUT: %w", readErr)
+	if prodErr != nil {
+		return 0, 0, prodErr
 	}
-	return tag.RowsAffected(), elapsed, nil
+	return n, elapsed, ctx.Err()
+}
+
+// copyFrom loads r (COPY text) into table with COPY FROM STDIN.
+func copyFrom(ctx context.Context, dst *pgconn.PgConn, r io.Reader, table string) (int64, error) {
+	tag, err := dst.CopyFrom(ctx, r, fmt.Sprintf("COPY %s (%s) FROM STDIN", table, copyColumns))
+	if err != nil {
+		return 0, fmt.Errorf("COPY FROM STDIN: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// wrapErr names the step that failed; nil stays nil.
+func wrapErr(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", step, err)
 }
 
 // timeInitialSync runs the engine's map from POST run until Running and

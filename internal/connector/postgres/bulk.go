@@ -194,24 +194,25 @@ func (c *Connector) bulkInsertTx(ctx context.Context, pc *pgconn.PgConn, ti *tab
 }
 
 // copyRows renders the writes' keys and values in COPY text format.
-func copyRows(ws []connector.Write, cols []string) (*bytes.Buffer, error) {
-	var buf bytes.Buffer
+func copyRows(ws []connector.Write, cols []string) (*bytes.Reader, error) {
+	var buf []byte
 	for _, w := range ws {
 		for i, k := range cols {
 			if i > 0 {
-				buf.WriteByte('\t')
+				buf = append(buf, '\t')
 			}
 			v, isKey := w.Key[k]
 			if !isKey {
 				v = w.Values[k]
 			}
-			if err := appendCopyText(&buf, v); err != nil {
+			var err error
+			if buf, err = appendCopyText(buf, v); err != nil {
 				return nil, fmt.Errorf("write ref %d column %s: %w", w.Ref, k, err)
 			}
 		}
-		buf.WriteByte('\n')
+		buf = append(buf, '\n')
 	}
-	return &buf, nil
+	return bytes.NewReader(buf), nil
 }
 
 // appendArrayElem appends b as a double-quoted element of an array literal.
@@ -226,73 +227,27 @@ func appendArrayElem(dst, b []byte) []byte {
 	return append(dst, '"')
 }
 
-// appendCopyText appends v in COPY's text format: the value's text form
-// with backslash, tab, newline and carriage return escaped; NULL is \N.
-func appendCopyText(buf *bytes.Buffer, v any) error {
-	if v == nil {
-		buf.WriteString(`\N`)
-		return nil
-	}
-	var b []byte
+// appendCopyText appends v in COPY's text format: the value's text form,
+// escaped; NULL is \N.
+func appendCopyText(dst []byte, v any) ([]byte, error) {
 	switch x := v.(type) {
+	case nil:
+		return append(dst, '\\', 'N'), nil
 	case string:
 		if strings.IndexByte(x, 0) >= 0 {
-			return fmt.Errorf("encode text: PostgreSQL text cannot hold a NUL character")
+			return dst, fmt.Errorf("encode text: PostgreSQL text cannot hold a NUL character")
 		}
-		return appendCopyEscaped(buf, x)
+		return pgrepl.AppendCopyText(dst, x), nil
 	case change.Decimal:
-		buf.WriteString(string(x))
-		return nil
+		return append(dst, x...), nil
 	case int64:
-		var tmp [24]byte
-		buf.Write(strconv.AppendInt(tmp[:0], x, 10))
-		return nil
-	default:
-		var err error
-		if b, err = pgrepl.EncodeText(v); err != nil {
-			return err
-		}
+		return strconv.AppendInt(dst, x, 10), nil
 	}
-	for _, ch := range b {
-		switch ch {
-		case '\\':
-			buf.WriteString(`\\`)
-		case '\t':
-			buf.WriteString(`\t`)
-		case '\n':
-			buf.WriteString(`\n`)
-		case '\r':
-			buf.WriteString(`\r`)
-		default:
-			buf.WriteByte(ch)
-		}
+	b, err := pgrepl.EncodeText(v)
+	if err != nil {
+		return dst, err
 	}
-	return nil
-}
-
-// appendCopyEscaped appends text with COPY's escapes.
-func appendCopyEscaped(buf *bytes.Buffer, x string) error {
-	start := 0
-	for i := 0; i < len(x); i++ {
-		var esc string
-		switch x[i] {
-		case '\\':
-			esc = `\\`
-		case '\t':
-			esc = `\t`
-		case '\n':
-			esc = `\n`
-		case '\r':
-			esc = `\r`
-		default:
-			continue
-		}
-		buf.WriteString(x[start:i])
-		buf.WriteString(esc)
-		start = i + 1
-	}
-	buf.WriteString(x[start:])
-	return nil
+	return pgrepl.AppendCopyText(dst, b), nil
 }
 
 // ReadKeys returns the rows of table whose key equals one of keys, in one

@@ -185,7 +185,7 @@ func parseCopyText(data []byte, cols []string, oids []uint32) ([]change.Row, err
 				row[cols[i]] = nil
 				continue
 			}
-			field = unescapeCopy(field[:0], raw)
+			field = pgrepl.UnescapeCopyText(field[:0], raw)
 			v, err := pgrepl.DecodeText(oids[i], field)
 			if err != nil {
 				return nil, fmt.Errorf("column %s: %w", cols[i], err)
@@ -195,35 +195,4 @@ func parseCopyText(data []byte, cols []string, oids []uint32) ([]change.Row, err
 		out = append(out, row)
 	}
 	return out, nil
-}
-
-func unescapeCopy(dst, src []byte) []byte {
-	if bytes.IndexByte(src, '\\') < 0 {
-		return append(dst, src...)
-	}
-	for i := 0; i < len(src); i++ {
-		ch := src[i]
-		if ch != '\\' || i+1 == len(src) {
-			dst = append(dst, ch)
-			continue
-		}
-		i++
-		switch src[i] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'v':
-			dst = append(dst, '\v')
-		default:
-			dst = append(dst, src[i])
-		}
-	}
-	return dst
 }
