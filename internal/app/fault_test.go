@@ -45,8 +45,8 @@ const (
 func TestFaultEngineKillUnderLoad(t *testing.T) {
 	for _, right := range []string{"postgres", "mysql"} {
 		t.Run("postgres-"+right, func(t *testing.T) {
-			leftDSN, erp := sharedServerDB(t, "postgres")
-			rightDSN, crm := sharedServerDB(t, right)
+			leftDSN, erp := serverDB(t, "postgres", "")
+			rightDSN, crm := serverDB(t, right, "")
 			f := newFaultLink(t, faultSide{driver: "postgres", dsn: leftDSN, db: erp}, faultSide{driver: right, dsn: rightDSN, db: crm})
 			f.run(func() {
 				f.p.kill()
@@ -75,7 +75,7 @@ func TestFaultEngineKillUnderLoad(t *testing.T) {
 func TestFaultPostgresRestartUnderLoad(t *testing.T) {
 	pg := startPrivatePG(t)
 	leftDSN, erp := pg.createDB(t)
-	rightDSN, crm := sharedServerDB(t, "postgres")
+	rightDSN, crm := serverDB(t, "postgres", "")
 	f := newFaultLink(t, faultSide{driver: "postgres", dsn: leftDSN, db: erp}, faultSide{driver: "postgres", dsn: rightDSN, db: crm})
 	f.run(func() {
 		// Fast first, while capture streams: the server waits for capture
@@ -97,7 +97,7 @@ func TestFaultPostgresRestartUnderLoad(t *testing.T) {
 // PostgreSQL.
 func TestFaultMariaDBRestartUnderLoad(t *testing.T) {
 	my := startPrivateMariaDB(t)
-	leftDSN, erp := sharedServerDB(t, "postgres")
+	leftDSN, erp := serverDB(t, "postgres", "")
 	rightDSN, crm := my.createDB(t)
 	f := newFaultLink(t, faultSide{driver: "postgres", dsn: leftDSN, db: erp}, faultSide{driver: "mysql", dsn: rightDSN, db: crm})
 	f.run(func() {
@@ -140,44 +140,6 @@ maps:
       - {left: name, right: title}
       - {left: qty, right: quantity}
 `
-
-// sharedServerDB creates an empty database on the shared server of driver
-// (PostgreSQL on 5432, MariaDB on 3306) and drops it, with any slot left
-// in it, when the test ends. It returns the engine's DSN and a connection
-// as "the application".
-func sharedServerDB(t *testing.T, driver string) (string, *sql.DB) {
-	t.Helper()
-	name := fmt.Sprintf("dw_test_fault_%d", rand.Uint32())
-	admin, dsn, sqlDriver := "postgres://postgres@127.0.0.1:5432/postgres", "postgres://postgres@127.0.0.1:5432/"+name, "pgx"
-	if driver == "mysql" {
-		admin, dsn, sqlDriver = "root@tcp(127.0.0.1:3306)/", "root@tcp(127.0.0.1:3306)/"+name, "mysql"
-	}
-	adm, err := sql.Open(sqlDriver, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("create database on %s: %v", driver, err)
-	}
-	app, err := sql.Open(sqlDriver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		app.Close()
-		q := "DROP DATABASE IF EXISTS " + name
-		if driver == "postgres" {
-			q += " WITH (FORCE)"
-			// A test that failed before stopping its map leaves a slot.
-			_, _ = adm.Exec(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name)
-		}
-		if _, err := adm.Exec(q); err != nil {
-			t.Logf("drop %s: %v", name, err)
-		}
-		adm.Close()
-	})
-	return dsn, app
-}
 
 // faultSQL writes a statement with ? placeholders for driver: $n on
 // PostgreSQL.

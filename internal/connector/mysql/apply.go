@@ -310,7 +310,7 @@ func (c *Connector) match(ctx context.Context, tx *sql.Tx, ti *tableInfo, w conn
 
 // insertRow inserts the write's key and values as a new row.
 func (c *Connector) insertRow(ctx context.Context, tx *sql.Tx, w connector.Write) error {
-	return c.insertRows(ctx, tx, []connector.Write{w})
+	return c.insertRows(ctx, tx, []connector.Write{w}, "")
 }
 
 func sortedKeys(r change.Row) []string {
@@ -355,27 +355,6 @@ func (c *Connector) execWrites(ctx context.Context, tx *sql.Tx, ti *tableInfo, w
 	}
 	switch w.Op {
 	case connector.Upsert:
-		cols := append(append([]string{}, keys...), vals...)
-		qc := make([]string, len(cols))
-		ph := make([]string, len(cols))
-		for i, n := range cols {
-			qc[i], ph[i] = quote(n), "?"
-		}
-		tuple := "(" + strings.Join(ph, ", ") + ")"
-		tuples := make([]string, len(ws))
-		for i, x := range ws {
-			tuples[i] = tuple
-			for _, n := range keys {
-				if err := add(x.Key[n]); err != nil {
-					return fmt.Errorf("key %s: %w", n, err)
-				}
-			}
-			for _, n := range vals {
-				if err := add(x.Values[n]); err != nil {
-					return fmt.Errorf("column %s: %w", n, err)
-				}
-			}
-		}
 		// MySQL upserts on any unique key, not only on w.Key: see the
 		// ADR. The key has a unique index, so a row with the same key
 		// is always the one updated.
@@ -386,8 +365,7 @@ func (c *Connector) execWrites(ctx context.Context, tx *sql.Tx, ti *tableInfo, w
 		if len(set) == 0 {
 			set = append(set, quote(keys[0])+" = "+quote(keys[0]))
 		}
-		q = fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON DUPLICATE KEY UPDATE %s",
-			c.qualified(w.Table), strings.Join(qc, ", "), strings.Join(tuples, ", "), strings.Join(set, ", "))
+		return c.insertRows(ctx, tx, ws, " ON DUPLICATE KEY UPDATE "+strings.Join(set, ", "))
 	case connector.UpdateOnly:
 		if len(vals) == 0 {
 			return nil

@@ -55,7 +55,7 @@ func (c *Connector) bulkIsolated(ctx context.Context, tx *sql.Tx, ti *tableInfo,
 		part := ws[k:min(len(ws), k+rowsPerInsert(ws[0]))]
 		var err error
 		if ws[0].Op == connector.InsertOnly {
-			err = c.insertRows(ctx, tx, part)
+			err = c.insertRows(ctx, tx, part, "")
 		} else {
 			err = c.execWrites(ctx, tx, ti, part)
 		}
@@ -73,9 +73,11 @@ func (c *Connector) bulkIsolated(ctx context.Context, tx *sql.Tx, ti *tableInfo,
 	return true, nil
 }
 
-// insertRows inserts ws (same table and columns) in one plain multi-row
-// INSERT; a row whose key exists fails it, and the caller goes row by row.
-func (c *Connector) insertRows(ctx context.Context, tx *sql.Tx, ws []connector.Write) error {
+// insertRows inserts ws (same table and columns: keys first, then the
+// other values, each sorted) in one multi-row INSERT followed by suffix.
+// Without a suffix a row whose key exists fails it, and the caller goes
+// row by row; upserts pass their ON DUPLICATE KEY UPDATE clause.
+func (c *Connector) insertRows(ctx context.Context, tx *sql.Tx, ws []connector.Write, suffix string) error {
 	cols := sortedKeys(ws[0].Key)
 	for _, n := range sortedKeys(ws[0].Values) {
 		if _, isKey := ws[0].Key[n]; !isKey {
@@ -104,7 +106,7 @@ func (c *Connector) insertRows(ctx context.Context, tx *sql.Tx, ws []connector.W
 			args = append(args, a)
 		}
 	}
-	_, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", c.qualified(ws[0].Table), strings.Join(qc, ", "), strings.Join(tuples, ", ")), args...)
+	_, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES %s%s", c.qualified(ws[0].Table), strings.Join(qc, ", "), strings.Join(tuples, ", "), suffix), args...)
 	return err
 }
 
