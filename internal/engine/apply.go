@@ -57,10 +57,14 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 	// transaction is: the crash may have come before that.
 	var applied change.Position
 	if len(txs) > 1 {
-		var err error
-		if applied, err = e.sides[to].conn.AppliedPosition(ctx, stream); err != nil {
-			return transient(fmt.Errorf("read applied position of %s: %w", stream, err))
+		if !ms.streamKnown[from] {
+			pos, err := e.sides[to].conn.AppliedPosition(ctx, stream)
+			if err != nil {
+				return transient(fmt.Errorf("read applied position of %s: %w", stream, err))
+			}
+			ms.streamPos[from], ms.streamKnown[from] = pos, true
 		}
+		applied = ms.streamPos[from]
 	}
 	done := func(tx *change.Tx) bool {
 		return !applied.IsZero() && !tx.Position.IsZero() && !applied.Less(tx.Position)
@@ -163,7 +167,11 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 		}
 		failed, skipped, err := e.applyBatchSkip(ctx, to, connector.Batch{Stream: stream, Position: pos, Writes: chunk})
 		if err != nil {
+			ms.streamKnown[from] = false // the commit may have happened
 			return err
+		}
+		if ms.streamKnown[from] && ms.streamPos[from].Less(pos) {
+			ms.streamPos[from] = pos
 		}
 		if skipped {
 			// Applied before (a redelivery): not counted again.

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
@@ -98,7 +99,13 @@ type mapState struct {
 	master   mapping.Side
 	skipInit bool
 
-	parked      map[string]bool // keys with a catch-up error; guarded by applyMu
+	parked map[string]bool // keys with a catch-up error; guarded by applyMu
+	// streamPos is the applied position of each direction's stream as the
+	// engine last committed it, when known (streamKnown); guarded by
+	// applyMu. The engine is the stream's only writer; an apply that
+	// failed, perhaps after its commit, makes it unknown.
+	streamPos   [2]change.Position
+	streamKnown [2]bool
 	applied     [2]atomic.Int64 // by source side
 	initErrs    atomic.Int64    // initial sync errors recorded since the engine started
 	initDone    atomic.Int64

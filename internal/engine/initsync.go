@@ -32,22 +32,13 @@ func passName(from mapping.Side) string { return from.String() }
 
 func (e *Engine) initialSync(ctx context.Context, ms *mapState) error {
 	m := ms.m
+	// total counts the rows of the sides that flow. empty[s]: side s held
+	// no rows when this run began, so every row it holds after the first
+	// pass was created by that pass from a row of the other side, and a
+	// second pass over it would find nothing to do. (Rows applications
+	// insert meanwhile are captured and queued.) A resumed run counts
+	// again and finds the rows the first pass wrote.
 	var total int64
-	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
-		if !m.Flows(s) {
-			continue
-		}
-		n, err := e.sides[s].conn.Count(ctx, m.Table(s), nil)
-		if err != nil {
-			return fmt.Errorf("count %s on %s: %w", m.Table(s), e.sideName(s), err)
-		}
-		total += n
-	}
-	// empty[s]: side s held no rows when this run began, so every row it
-	// holds after the first pass was created by that pass from a row of
-	// the other side, and a second pass over it would find nothing to do.
-	// (Rows applications insert meanwhile are captured and queued.) A
-	// resumed run counts again and finds the rows the first pass wrote.
 	var empty [2]bool
 	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
 		n, err := e.sides[s].conn.Count(ctx, m.Table(s), nil)
@@ -55,6 +46,9 @@ func (e *Engine) initialSync(ctx context.Context, ms *mapState) error {
 			return fmt.Errorf("count %s on %s: %w", m.Table(s), e.sideName(s), err)
 		}
 		empty[s] = n == 0
+		if m.Flows(s) {
+			total += n
+		}
 	}
 	// Sides whose capture just began at an exported snapshot are read
 	// inside it: then no change is both read here and replayed from the
