@@ -167,6 +167,20 @@ type Write struct {
 	// Ref is an opaque reference the engine uses to match errors to
 	// source rows.
 	Ref int
+	// Return lists columns to read back from the row after the write,
+	// inside the transaction (a surrogate the target generates). They are
+	// reported in Result.Returned, and Ref values of later writes use them.
+	Return []string
+}
+
+// Ref is a Write value resolved inside the target transaction: the value
+// of Column in the row that the batch's earlier write number Write (index
+// in Batch.Writes) left in the table. It lets one transaction insert a
+// referenced row whose surrogate the target generates and then a row
+// that references it.
+type Ref struct {
+	Write  int
+	Column string
 }
 
 // Batch is the unit of one target transaction.
@@ -205,6 +219,9 @@ type Result struct {
 	// Unmatched lists the Refs of conditional writes (Expect, InsertOnly)
 	// that were not applied because the row did not match.
 	Unmatched []int
+	// Returned holds, by index in Batch.Writes, the Return columns of each
+	// write that left a row (not failed, not unmatched, not a Delete).
+	Returned map[int]change.Row
 }
 
 // Applier writes batches.

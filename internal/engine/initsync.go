@@ -244,6 +244,12 @@ func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, 
 type initRow struct {
 	kv  []any // source key values; keyJSON(kv) names the row in errors
 	src change.Row
+	// key, vals, tkey and have pair the record once the chunk is written:
+	// its canonical key, translated values, target key and target row
+	// before the writes (nil when missing).
+	key        string
+	vals, tkey change.Row
+	have       change.Row
 }
 
 // initPrep is a source row of a chunk, translated, waiting for its target
@@ -254,6 +260,7 @@ type initPrep struct {
 	vals       change.Row // translated to the target's columns
 	tkey, skey change.Row
 	deferred   bool
+	key        string // canonical key
 }
 
 // chunkPlan is what a chunk of source rows needs written.
@@ -276,10 +283,79 @@ func (e *Engine) initChunk(ctx context.Context, ms *mapState, from mapping.Side,
 // applyPlan writes a chunk's plan: the target side first, then the writes
 // back on the source side.
 func (e *Engine) applyPlan(ctx context.Context, ms *mapState, from mapping.Side, p chunkPlan) error {
-	if err := e.initApply(ctx, ms, from, from.Other(), p.toTarget, p.refs); err != nil {
+	failed, returned, err := e.initApply(ctx, ms, from, from.Other(), p.toTarget, p.refs)
+	if err != nil {
 		return err
 	}
-	return e.initApply(ctx, ms, from, from, p.toSource, p.srcRefs)
+	if _, _, err := e.initApply(ctx, ms, from, from, p.toSource, p.srcRefs); err != nil {
+		return err
+	}
+	return e.pairChunk(ctx, ms, from, p, failed, returned)
+}
+
+// pairChunk records the pairing of a written chunk's records: the source
+// row's identity columns and the target row's as the writes left it, with
+// the surrogates the target returned.
+//
+// Invariant: a chunk's pairing is saved before its progress, so a
+// resumed initial sync never leaves a written record unpaired.
+func (e *Engine) pairChunk(ctx context.Context, ms *mapState, from mapping.Side, p chunkPlan, failed map[int]bool, returned map[int]change.Row) error {
+	to := from.Other()
+	post := make([]change.Row, len(p.refs))
+	for i, r := range p.refs {
+		post[i] = r.have.Clone()
+		if post[i] == nil {
+			post[i] = change.Row{}
+		}
+	}
+	for i, w := range p.toTarget {
+		for k, v := range w.Values {
+			post[w.Ref][k] = v
+		}
+		for k, v := range w.Key {
+			post[w.Ref][k] = v
+		}
+		for k, v := range returned[i] {
+			post[w.Ref][k] = v
+		}
+	}
+	put := make([]store.Pair, 0, len(p.refs))
+	var unknown []change.Row
+	var unknownAt []int
+	idCols := e.identity.Columns(ms.name, to)
+	for i, r := range p.refs {
+		if failed[i] || r.key == "" {
+			continue
+		}
+		rec := store.Pair{Key: r.key}
+		rec.Rows[from] = e.identity.Project(ms.name, from, r.src)
+		rec.Rows[to] = e.identity.Project(ms.name, to, post[i])
+		if missingColumns(rec.Rows[to], idCols) && r.tkey != nil {
+			unknown = append(unknown, r.tkey)
+			unknownAt = append(unknownAt, len(put))
+		}
+		put = append(put, rec)
+	}
+	if len(unknown) > 0 {
+		// Identity columns the target generated and did not return (a
+		// connector without Return): read back, one read for the chunk.
+		rows, err := e.readRows(ctx, to, ms.m.Table(to), unknown)
+		if err != nil {
+			return err
+		}
+		for i, row := range rows {
+			for c, v := range e.identity.Project(ms.name, to, row) {
+				put[unknownAt[i]].Rows[to][c] = v
+			}
+		}
+	}
+	if err := e.identity.Put(ctx, ms.name, put, nil); err != nil {
+		return transient(err)
+	}
+	if len(put) > 0 {
+		e.nudgeWaiters()
+	}
+	return nil
 }
 
 // planChunk decides what one chunk of source rows needs: it translates
@@ -289,6 +365,8 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 	m := ms.m
 	to := from.Other()
 	preps := make([]initPrep, 0, len(rows))
+	batch := e.identity.NewBatch(from)
+	var trs []mapping.Translated
 	for _, row := range rows {
 		kv, err := m.KeyOf(from, row)
 		if err != nil {
@@ -303,17 +381,41 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 		if !ok {
 			continue
 		}
-		p, err := e.prepareInit(ctx, m, from, row)
+		tr, err := m.Translate(from, row)
 		if err != nil {
-			if isTransient(err) {
-				return chunkPlan{}, err
-			}
-			e.initError(ctx, ms, from, keyJSON(kv), err)
+			e.initError(ctx, ms, from, keyJSON(kv), withCode(problem.TransformFailed, err))
 			continue
 		}
-		p.kv = kv
-		preps = append(preps, p)
+		for _, pl := range tr.Lookups {
+			batch.Add(m.Lookup(from, pl.Lookup), pl)
+		}
+		preps = append(preps, initPrep{kv: kv, row: row})
+		trs = append(trs, tr)
 	}
+	// Every lookup of the chunk is resolved in one read per related map.
+	if err := batch.Fetch(ctx); err != nil {
+		return chunkPlan{}, transient(fmt.Errorf("resolve references: %w", err))
+	}
+	kept := preps[:0]
+	for i, p := range preps {
+		vals, deferred, err := e.resolveBatch(batch, m, from, trs[i], true)
+		if err == nil {
+			p.vals, p.deferred = vals, deferred
+			p.tkey, err = keyRow(m, to, vals)
+		}
+		if err == nil {
+			p.skey, err = keyRow(m, from, p.row)
+		}
+		if err == nil {
+			p.key, err = e.canonicalKey(m, from, p.row, vals)
+		}
+		if err != nil {
+			e.initError(ctx, ms, from, keyJSON(p.kv), err)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	preps = kept
 	tkeys := make([]change.Row, len(preps))
 	for i, p := range preps {
 		tkeys[i] = p.tkey
@@ -348,16 +450,20 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", keyText(keyJSON(p.kv)), e.sideName(ms.master)))
 			}
 		}
+		referenced := e.identity.Referenced(ms.name, to)
 		for _, w := range ws {
 			w.Ref = len(refs)
+			if referenced && w.Op != connector.Delete {
+				w.Return = e.identity.Columns(ms.name, to)
+			}
 			toTarget = append(toTarget, w)
 		}
-		refs = append(refs, initRow{p.kv, p.row})
+		refs = append(refs, initRow{kv: p.kv, src: p.row, key: p.key, vals: p.vals, tkey: p.tkey, have: haves[i]})
 		for _, w := range back {
 			w.Ref = len(srcRefs)
 			toSource = append(toSource, w)
 		}
-		srcRefs = append(srcRefs, initRow{p.kv, p.row})
+		srcRefs = append(srcRefs, initRow{kv: p.kv, src: p.row})
 	}
 	return chunkPlan{rows: len(rows), toTarget: toTarget, toSource: toSource, refs: refs, srcRefs: srcRefs}, nil
 }
@@ -460,38 +566,31 @@ func sameKey(cols []string, a, b change.Row) bool {
 	return true
 }
 
-func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.Side, ws []connector.Write, refs []initRow) error {
+// initApply writes a chunk's writes on one side. It returns the refs of
+// the rows that failed (recorded as initial sync errors) and the columns
+// the writes returned, by index in ws.
+func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.Side, ws []connector.Write, refs []initRow) (map[int]bool, map[int]change.Row, error) {
+	failed := map[int]bool{}
+	returned := map[int]change.Row{}
 	if len(ws) == 0 {
-		return nil
+		return failed, returned, nil
 	}
+	offset := 0
 	for _, chunk := range splitWrites(ws) {
 		res, err := e.sides[on].conn.Apply(ctx, connector.Batch{Stream: ms.name + ":init", Writes: chunk, Isolate: true})
 		if err != nil {
-			return fmt.Errorf("initial sync write to %s: %w", e.sideName(on), err)
+			return nil, nil, fmt.Errorf("initial sync write to %s: %w", e.sideName(on), err)
 		}
 		for _, f := range res.Failed {
+			failed[f.Ref] = true
 			e.initError(ctx, ms, from, keyJSON(refs[f.Ref].kv), problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(on)))
 		}
+		for i, row := range res.Returned {
+			returned[offset+i] = row
+		}
+		offset += len(chunk)
 	}
-	return nil
-}
-
-// prepareInit translates a source row and computes its keys on both sides.
-func (e *Engine) prepareInit(ctx context.Context, m *mapping.Map, from mapping.Side, row change.Row) (initPrep, error) {
-	to := from.Other()
-	vals, deferred, err := e.translateDeferred(ctx, m, from, row, true, 0)
-	if err != nil {
-		return initPrep{}, err
-	}
-	tkey, err := keyRow(m, to, vals)
-	if err != nil {
-		return initPrep{}, err
-	}
-	skey, err := keyRow(m, from, row)
-	if err != nil {
-		return initPrep{}, err
-	}
-	return initPrep{row: row, vals: vals, tkey: tkey, skey: skey, deferred: deferred}, nil
+	return failed, returned, nil
 }
 
 // reconcileInit decides what one source row needs, given its target row
@@ -540,7 +639,7 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 				}
 			} else {
 				// The target is the master: its values go back to the source.
-				theirs, _, err := e.translateDeferred(ctx, m, to, have, false, 0)
+				theirs, err := e.translateRow(ctx, m, to, have, false)
 				if err != nil {
 					return nil, nil, false, err
 				}
@@ -556,7 +655,7 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 					for k, v := range back {
 						rowPost[k] = v
 					}
-					valsPost, _, err := e.translateDeferred(ctx, m, from, rowPost, true, 0)
+					valsPost, err := e.translateRow(ctx, m, from, rowPost, true)
 					if err != nil {
 						return nil, nil, false, err
 					}
@@ -588,7 +687,9 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 	return target, source, conflict, nil
 }
 
-// resolveDeferred fills in self-referencing lookups left NULL by a pass.
+// resolveDeferred fills in the self-references a pass left NULL (they
+// pointed at rows not paired yet), now that every row is paired: a chunk
+// of deferred rows at a time, their references resolved in one read.
 func (e *Engine) resolveDeferred(ctx context.Context, ms *mapState, from mapping.Side) error {
 	keys, err := e.store.Deferred(ctx, ms.name, passName(from))
 	if err != nil {
@@ -596,45 +697,81 @@ func (e *Engine) resolveDeferred(ctx context.Context, ms *mapState, from mapping
 	}
 	m := ms.m
 	to := from.Other()
-	for _, k := range keys {
-		kv, err := decodeKey(k)
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), 500)]
+		keys = keys[len(part):]
+		eqs := make([]change.Row, 0, len(part))
+		var named []string
+		for _, k := range part {
+			kv, err := decodeKey(k)
+			if err != nil {
+				return err
+			}
+			eq := change.Row{}
+			for i, c := range m.KeyColumns(from) {
+				if i < len(kv) {
+					eq[c] = kv[i]
+				}
+			}
+			eqs = append(eqs, eq)
+			named = append(named, k)
+		}
+		rows, err := e.readRows(ctx, from, m.Table(from), eqs)
 		if err != nil {
 			return err
 		}
-		eq := change.Row{}
-		for i, c := range m.KeyColumns(from) {
-			if i < len(kv) {
-				eq[c] = kv[i]
+		batch := e.identity.NewBatch(from)
+		trs := make([]mapping.Translated, len(rows))
+		for i, row := range rows {
+			if row == nil {
+				continue
+			}
+			if trs[i], err = m.Translate(from, row); err != nil {
+				e.initError(ctx, ms, from, named[i], withCode(problem.TransformFailed, err))
+				rows[i] = nil
+				continue
+			}
+			for _, pl := range trs[i].Lookups {
+				batch.Add(m.Lookup(from, pl.Lookup), pl)
 			}
 		}
-		row, err := e.readRow(ctx, from, m.Table(from), eq)
-		if err != nil {
-			return err
+		if err := batch.Fetch(ctx); err != nil {
+			return transient(fmt.Errorf("resolve references: %w", err))
 		}
-		if row != nil {
-			vals, err := e.translate(ctx, ms, from, row, false)
+		var ws []connector.Write
+		var refs []initRow
+		for i, row := range rows {
+			if row == nil {
+				continue
+			}
+			vals, _, err := e.resolveBatch(batch, m, from, trs[i], false)
+			var tkey change.Row
+			if err == nil {
+				tkey, err = keyRow(m, to, vals)
+			}
 			if err != nil {
-				e.initError(ctx, ms, from, k, err)
-			} else if tkey, err := keyRow(m, to, vals); err != nil {
-				e.initError(ctx, ms, from, k, err)
-			} else {
-				fix := change.Row{}
-				for _, pr := range m.Pairs(from) {
-					if pr.Lookup {
-						fix[pr.Target] = vals[pr.Target]
+				e.initError(ctx, ms, from, named[i], err)
+				continue
+			}
+			fix := change.Row{}
+			for _, pr := range m.Pairs(from) {
+				if pr.Lookup {
+					for _, t := range pr.Targets {
+						fix[t] = vals[t]
 					}
 				}
-				res, err := e.sides[to].conn.Apply(ctx, connector.Batch{Stream: ms.name + ":init", Writes: []connector.Write{{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: fix}}, Isolate: true})
-				if err != nil {
-					return err
-				}
-				for _, f := range res.Failed {
-					e.initError(ctx, ms, from, k, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(to)))
-				}
 			}
+			ws = append(ws, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: fix, Ref: len(refs)})
+			kv, _ := decodeKey(named[i])
+			refs = append(refs, initRow{kv: kv, src: row})
 		}
-		if err := e.store.DeleteDeferred(ctx, ms.name, passName(from), k); err != nil {
+		if _, _, err := e.initApply(ctx, ms, from, to, ws, refs); err != nil {
 			return err
+		}
+		for _, k := range part {
+			if err := e.store.DeleteDeferred(ctx, ms.name, passName(from), k); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
