@@ -110,7 +110,7 @@ type mapState struct {
 	parked map[string]bool // keys with a catch-up error; guarded by applyMu
 	// replay is the applied position of each direction's replay stream
 	// (the map's queue, `map:erp->crm`); guarded by applyMu.
-	replay [2]streamState
+	replay      [2]streamState
 	applied     [2]atomic.Int64 // by source side
 	initErrs    atomic.Int64    // initial sync errors recorded since the engine started
 	initDone    atomic.Int64

@@ -2,8 +2,8 @@ package mapping
 
 import (
 	"errors"
-	"slices"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 

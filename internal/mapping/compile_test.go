@@ -197,13 +197,19 @@ func TestCompileProblems(t *testing.T) {
 			problem.UnknownTable, "maps[2].left", 36, []string{"erp.custtable does not exist"}},
 		{"right table missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Right = "acount" },
 			problem.UnknownTable, "maps[2].right", 36, []string{"crm.acount"}},
-		{"key column missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Key[1].Left = config.Columns{"accountno"} },
+		{"key column missing", func(c *config.Config, l, r map[string]connector.Table) {
+			c.Maps[2].Key[1].Left = config.Columns{"accountno"}
+		},
 			problem.UnknownColumn, "maps[2].key[1].left", 43, []string{"erp.custtable.accountno does not exist"}},
 		{"mapped column missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Columns[1].Right = "Name" },
 			problem.UnknownColumn, "maps[2].columns[1].right", 46, []string{"crm.account.Name", "did you mean name"}},
-		{"lookup column missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Lookups[1].Right = config.Columns{"currencyid"} },
+		{"lookup column missing", func(c *config.Config, l, r map[string]connector.Table) {
+			c.Maps[2].Lookups[1].Right = config.Columns{"currencyid"}
+		},
 			problem.UnknownColumn, "maps[2].lookups[1].right", 52, []string{"crm.account.currencyid"}},
-		{"lookup ref missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Lookups[0].RightRef = config.Columns{"companyid"} },
+		{"lookup ref missing", func(c *config.Config, l, r map[string]connector.Table) {
+			c.Maps[2].Lookups[0].RightRef = config.Columns{"companyid"}
+		},
 			problem.UnknownColumn, "maps[2].lookups[0].right_ref", 51, []string{"crm.cdm_company.companyid"}},
 		{"lookup related table missing", func(c *config.Config, l, r map[string]connector.Table) { delete(r, "transactioncurrency") },
 			problem.UnknownTable, "maps[2].lookups[1].map", 52, []string{"crm.transactioncurrency", "map currencies"}},
