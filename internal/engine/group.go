@@ -129,8 +129,8 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 	if err := e.prefetchGroupShadows(ctx, g); err != nil {
 		return transient(err)
 	}
-	if err := g.batch.Fetch(ctx); err != nil {
-		return transient(fmt.Errorf("resolve references: %w", err))
+	if err := e.fetchBatch(ctx, g.batch, from, 0); err != nil {
+		return err
 	}
 	for i := range g.items {
 		if err := e.planItem(ctx, g, i, done(g.items[i].tx)); err != nil {
@@ -184,6 +184,26 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 			}
 		}
 		offset += len(chunk)
+	}
+	// Keys that held references to rows written in this transaction now
+	// hold the values those rows got.
+	for i := range g.items {
+		if k, ok := settleRefs(g.items[i].tkey, returned); ok {
+			g.items[i].tkey = k
+		} else {
+			g.items[i].tkey = nil
+		}
+	}
+	for _, ss := range g.shadows {
+		for k, keys := range ss.keys {
+			l, okL := settleRefs(keys[0], returned)
+			r, okR := settleRefs(keys[1], returned)
+			if !okL || !okR {
+				delete(ss.keys, k) // its row was not written: nothing to reconcile
+				continue
+			}
+			ss.keys[k] = [2]change.Row{l, r}
+		}
 	}
 	for i, err := range failedItems {
 		it := &g.items[i]
@@ -661,4 +681,28 @@ func (e *Engine) prefetchGroupShadows(ctx context.Context, g *groupPlan) error {
 		}
 	}
 	return nil
+}
+
+// settleRefs replaces the connector.Ref values of row by what the writes
+// returned; ok is false when one has no value (its write failed).
+func settleRefs(row change.Row, returned map[int]change.Row) (change.Row, bool) {
+	var out change.Row
+	for k, v := range row {
+		r, isRef := v.(connector.Ref)
+		if !isRef {
+			continue
+		}
+		got, ok := returned[r.Write][r.Column]
+		if !ok {
+			return nil, false
+		}
+		if out == nil {
+			out = row.Clone()
+		}
+		out[k] = got
+	}
+	if out == nil {
+		return row, true
+	}
+	return out, true
 }

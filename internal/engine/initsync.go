@@ -393,8 +393,8 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 		trs = append(trs, tr)
 	}
 	// Every lookup of the chunk is resolved in one read per related map.
-	if err := batch.Fetch(ctx); err != nil {
-		return chunkPlan{}, transient(fmt.Errorf("resolve references: %w", err))
+	if err := e.fetchBatch(ctx, batch, from, 0); err != nil {
+		return chunkPlan{}, err
 	}
 	kept := preps[:0]
 	for i, p := range preps {
@@ -735,8 +735,8 @@ func (e *Engine) resolveDeferred(ctx context.Context, ms *mapState, from mapping
 				batch.Add(m.Lookup(from, pl.Lookup), pl)
 			}
 		}
-		if err := batch.Fetch(ctx); err != nil {
-			return transient(fmt.Errorf("resolve references: %w", err))
+		if err := e.fetchBatch(ctx, batch, from, 0); err != nil {
+			return err
 		}
 		var ws []connector.Write
 		var refs []initRow

@@ -314,8 +314,8 @@ func (e *Engine) translateRow(ctx context.Context, m *mapping.Map, from mapping.
 	for _, pl := range tr.Lookups {
 		b.Add(m.Lookup(from, pl.Lookup), pl)
 	}
-	if err := b.Fetch(ctx); err != nil {
-		return nil, transient(fmt.Errorf("resolve references: %w", err))
+	if err := e.fetchBatch(ctx, b, from, 0); err != nil {
+		return nil, err
 	}
 	vals, _, err := e.resolveBatch(b, m, from, tr, deferSelf)
 	return vals, err
@@ -380,3 +380,139 @@ func showVals(vals []any) string {
 }
 
 func joinCols(cols []string) string { return strings.Join(cols, ",") }
+
+// maxPairDepth bounds how far pairing from the databases follows the keys
+// of referenced records through their own references (a customer's key
+// holds its company, resolved through the companies map).
+const maxPairDepth = 3
+
+// fetchBatch reads a batch's references from the pairing and pairs, from
+// the databases, the records it does not know yet: rows that existed on
+// both sides before the pairing did (a map run with its initial sync
+// skipped, an upgrade). That costs one keyed read per side and related
+// map, only when something is missing.
+func (e *Engine) fetchBatch(ctx context.Context, b *resolve.Batch, from mapping.Side, depth int) error {
+	if err := b.Fetch(ctx); err != nil {
+		return transient(fmt.Errorf("resolve references: %w", err))
+	}
+	missing := b.Missing()
+	if len(missing) == 0 || depth >= maxPairDepth {
+		return nil
+	}
+	paired, err := e.pairFromDatabases(ctx, from, missing, depth)
+	if err != nil {
+		return err
+	}
+	if paired == 0 {
+		return nil
+	}
+	if err := b.Refetch(ctx); err != nil {
+		return transient(fmt.Errorf("resolve references: %w", err))
+	}
+	return nil
+}
+
+// pairFromDatabases pairs the records the missing references name, where
+// the row exists on both sides: the source row is found by the referenced
+// values, its target row by its translated key. It returns how many it
+// paired.
+func (e *Engine) pairFromDatabases(ctx context.Context, from mapping.Side, missing []resolve.Missing, depth int) (int, error) {
+	to := from.Other()
+	type group struct {
+		cols []string
+		eqs  []change.Row
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, m := range missing {
+		k := m.Map + "\x00" + joinCols(m.Cols)
+		gr := groups[k]
+		if gr == nil {
+			gr = &group{cols: m.Cols}
+			groups[k] = gr
+			order = append(order, k)
+		}
+		eq := change.Row{}
+		for i, c := range m.Cols {
+			eq[c] = m.Vals[i]
+		}
+		gr.eqs = append(gr.eqs, eq)
+	}
+	paired := 0
+	for _, k := range order {
+		name := k[:strings.IndexByte(k, 0)]
+		ms, ok := e.maps[name]
+		if !ok || ms.m == nil {
+			continue
+		}
+		rm := ms.m
+		srcRows, err := e.readRows(ctx, from, rm.Table(from), groups[k].eqs)
+		if err != nil {
+			return paired, err
+		}
+		var found []change.Row
+		for _, r := range srcRows {
+			if r != nil {
+				found = append(found, r)
+			}
+		}
+		if len(found) == 0 {
+			continue
+		}
+		// The target key of each source row: its key columns translated,
+		// references among them resolved (one level deeper).
+		b := e.identity.NewBatch(from)
+		trs := make([]mapping.Translated, len(found))
+		for i, r := range found {
+			if trs[i], err = rm.Translate(from, r); err != nil {
+				continue
+			}
+			for _, pl := range trs[i].Lookups {
+				b.Add(rm.Lookup(from, pl.Lookup), pl)
+			}
+		}
+		if err := e.fetchBatch(ctx, b, from, depth+1); err != nil {
+			return paired, err
+		}
+		var tkeys []change.Row
+		var srcOf []change.Row
+		var keys []string
+		for i, r := range found {
+			vals, _, err := e.resolveBatch(b, rm, from, trs[i], true)
+			if err != nil {
+				continue
+			}
+			tkey, err := keyRow(rm, to, vals)
+			if err != nil {
+				continue
+			}
+			key, err := e.canonicalKey(rm, from, r, vals)
+			if err != nil {
+				continue
+			}
+			tkeys, srcOf, keys = append(tkeys, tkey), append(srcOf, r), append(keys, key)
+		}
+		if len(tkeys) == 0 {
+			continue
+		}
+		tRows, err := e.readRows(ctx, to, rm.Table(to), tkeys)
+		if err != nil {
+			return paired, err
+		}
+		var put []store.Pair
+		for i, tr := range tRows {
+			if tr == nil {
+				continue // not on the other side yet: the reference waits
+			}
+			rec := store.Pair{Key: keys[i]}
+			rec.Rows[from] = e.identity.Project(name, from, srcOf[i])
+			rec.Rows[to] = e.identity.Project(name, to, tr)
+			put = append(put, rec)
+		}
+		if err := e.identity.Put(ctx, name, put, nil); err != nil {
+			return paired, transient(err)
+		}
+		paired += len(put)
+	}
+	return paired, nil
+}

@@ -189,3 +189,51 @@ func (o *Overlay) Records() (put map[string][]store.Pair, deleted map[string][]s
 	}
 	return put, deleted
 }
+
+// Missing is a reference a fetched batch found no record for.
+type Missing struct {
+	Map  string
+	Cols []string
+	Vals []any
+}
+
+// Missing lists the registered references that have no record.
+func (b *Batch) Missing() []Missing {
+	var out []Missing
+	for _, k := range b.order {
+		a := b.asks[k]
+		for i, vals := range a.tuples {
+			if _, ok := a.found[i]; !ok {
+				out = append(out, Missing{Map: a.name, Cols: a.cols, Vals: vals})
+			}
+		}
+	}
+	return out
+}
+
+// Refetch reads the references that had no record again (after they were
+// paired by other means).
+func (b *Batch) Refetch(ctx context.Context) error {
+	for _, k := range b.order {
+		a := b.asks[k]
+		if len(a.found) == len(a.tuples) {
+			continue
+		}
+		var idx []int
+		var tuples [][]any
+		for i, vals := range a.tuples {
+			if _, ok := a.found[i]; !ok {
+				idx = append(idx, i)
+				tuples = append(tuples, vals)
+			}
+		}
+		found, err := b.id.Find(ctx, a.name, b.from, a.cols, tuples)
+		if err != nil {
+			return err
+		}
+		for j, p := range found {
+			a.found[idx[j]] = p
+		}
+	}
+	return nil
+}
