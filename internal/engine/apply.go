@@ -12,6 +12,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
+	"github.com/dualwrite/dualwrite/internal/plan"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/store"
 )
@@ -136,7 +137,7 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 		}
 	}
 	p.shadow = sh
-	rule := conflictRule{at: at.UnixNano(), from: from, master: ms.master}
+	rule := plan.Rule{At: at.UnixNano(), From: from, Master: ms.master}
 	if c.Op == change.Delete {
 		return e.planDelete(ctx, ms, from, rule, sh, p, tkey, skey)
 	}
@@ -144,7 +145,7 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 	// Insert or update.
 	p.keys = [2]change.Row{}
 	p.keys[from], p.keys[to] = skey, tkey
-	if sh.Row != nil && sh.Row.Deleted && !rule.wins(sh.Row) {
+	if sh.Row != nil && sh.Row.Deleted && !rule.Wins(sh.Row) {
 		// The record was deleted on the other side after this change; the
 		// reconciliation removes it here too.
 		p.skipped = true
@@ -152,8 +153,8 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 	}
 	resurrect := c.Op == change.Insert || (sh.Row != nil && sh.Row.Deleted)
 	known := sh.Row
-	if sh.Row == nil || rule.wins(sh.Row) {
-		sh.Row = &stamp{At: rule.at, Side: int(from)}
+	if sh.Row == nil || rule.Wins(sh.Row) {
+		sh.Row = &stamp{At: rule.At, Side: int(from)}
 	}
 	changed := changedPairs(m, from, c, resurrect)
 	keep := map[string]bool{}
@@ -162,11 +163,11 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			keep[pr.Target] = true // one-way columns always flow
 			continue
 		}
-		if !changed[pr.Index] || !rule.wins(sh.Cols[pr.Index]) {
+		if !changed[pr.Index] || !rule.Wins(sh.Cols[pr.Index]) {
 			continue // unchanged here, or a newer change on the other side won
 		}
 		keep[pr.Target] = true
-		win := &stamp{At: rule.at, Side: int(from), Vals: change.Row{}}
+		win := &stamp{At: rule.At, Side: int(from), Vals: change.Row{}}
 		if v, ok := src[pr.Source]; ok {
 			win.Vals[sideKey(from)] = v
 		}
@@ -221,17 +222,17 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 }
 
 // planDelete applies the conflict rule to a delete.
-func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side, rule conflictRule, sh *shadowState, p planned, tkey, skey change.Row) (planned, error) {
+func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side, rule plan.Rule, sh *shadowState, p planned, tkey, skey change.Row) (planned, error) {
 	to := from.Other()
 	p.keys = [2]change.Row{}
 	p.keys[from], p.keys[to] = skey, tkey
-	if !rule.wins(sh.Row) {
+	if !rule.Wins(sh.Row) {
 		// A newer write on the other side keeps the record alive; the
 		// reconciliation puts it back here.
 		p.skipped = true
 		return p, nil
 	}
-	sh.Row = &stamp{At: rule.at, Side: int(from), Deleted: true}
+	sh.Row = &stamp{At: rule.At, Side: int(from), Deleted: true}
 	p.target = append(p.target, connector.Write{Table: ms.m.Table(to), Key: tkey, Op: connector.Delete})
 	return p, nil
 }
