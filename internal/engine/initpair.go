@@ -374,4 +374,3 @@ func (e *Engine) resolveDeferred(ctx context.Context, ms *mapState, from mapping
 	}
 	return nil
 }
-
