@@ -43,6 +43,9 @@ type Identity struct {
 	sets map[string][2][][]string
 	// keys[map][side] are the integration key columns.
 	keys map[string][2][]string
+	// needed holds the maps some lookup references: only their records
+	// are paired.
+	needed map[string]bool
 
 	mu   sync.Mutex
 	recs bounded[store.Pair] // map \x00 key → record
@@ -58,7 +61,7 @@ func New(st Store, maps map[string]*mapping.Map, capacity int) *Identity {
 	if capacity <= 0 {
 		capacity = DefaultCapacity
 	}
-	id := &Identity{st: st, cols: map[string][2][]string{}, sets: map[string][2][][]string{}, keys: map[string][2][]string{},
+	id := &Identity{st: st, cols: map[string][2][]string{}, sets: map[string][2][][]string{}, keys: map[string][2][]string{}, needed: map[string]bool{},
 		recs: newBounded[store.Pair](capacity), refs: newBounded[string](capacity)}
 	names := make([]string, 0, len(maps))
 	for n := range maps {
@@ -87,6 +90,7 @@ func New(st Store, maps map[string]*mapping.Map, capacity int) *Identity {
 				if _, ok := maps[spec.Map]; !ok || len(spec.SourceRefs) == 0 {
 					continue
 				}
+				id.needed[spec.Map] = true
 				cols, sets := id.cols[spec.Map], id.sets[spec.Map]
 				cols[from] = union(cols[from], spec.SourceRefs)
 				cols[from.Other()] = union(cols[from.Other()], spec.TargetRefs)
@@ -114,13 +118,17 @@ func union(a, b []string) []string {
 // by: the key first, then each set a lookup matches on.
 func (id *Identity) Sets(name string, s mapping.Side) [][]string { return id.sets[name][s] }
 
+// Needed reports whether some lookup references map name, so that its
+// records must be paired.
+func (id *Identity) Needed(name string) bool { return id.needed[name] }
+
 // Columns returns the identity columns of map name on side s.
 func (id *Identity) Columns(name string, s mapping.Side) []string { return id.cols[name][s] }
 
 // Referenced reports whether side s of map name has identity columns
 // beyond its key (a surrogate some lookup writes from or matches on).
 func (id *Identity) Referenced(name string, s mapping.Side) bool {
-	return len(id.cols[name][s]) > len(id.keys[name][s])
+	return id.needed[name] && len(id.cols[name][s]) > len(id.keys[name][s])
 }
 
 // Project keeps the identity columns of side s of a row.
@@ -290,7 +298,7 @@ func mustTuple(vals []any) string {
 // Put stores records and removes deleted keys of map name, durably, then
 // caches them.
 func (id *Identity) Put(ctx context.Context, name string, put []store.Pair, deleted []string) error {
-	if len(put) == 0 && len(deleted) == 0 {
+	if (len(put) == 0 && len(deleted) == 0) || !id.needed[name] {
 		return nil
 	}
 	refs := make([][]store.PairRef, len(put))

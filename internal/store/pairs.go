@@ -136,15 +136,32 @@ func (s *Store) PairsPut(ctx context.Context, name string, put []Pair, refs [][]
 }
 
 func pairsPutTx(ctx context.Context, tx *sql.Tx, name string, put []Pair, refs [][]PairRef, deleted []string) error {
-	for _, k := range deleted {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM pairs WHERE map=? AND key=?`, name, k); err != nil {
+	for _, part := range chunks(deleted, 400) {
+		in := `(?` + strings.Repeat(",?", len(part)-1) + `)`
+		args := append([]any{name}, anys(part)...)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pairs WHERE map=? AND key IN `+in, args...); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM pair_refs WHERE map=? AND key=?`, name, k); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pair_refs WHERE map=? AND key IN `+in, args...); err != nil {
 			return err
 		}
 	}
-	for i, p := range put {
+	// Many rows per statement: a chunk of an initial sync or a group pairs
+	// up to a thousand records at once.
+	const perStmt = 200
+	args := make([]any, 0, 4*perStmt)
+	n := 0
+	flushPairs := func() error {
+		if n == 0 {
+			return nil
+		}
+		q := `INSERT INTO pairs(map, key, left_row, right_row) VALUES (?,?,?,?)` + strings.Repeat(",(?,?,?,?)", n-1) +
+			` ON CONFLICT(map, key) DO UPDATE SET left_row=excluded.left_row, right_row=excluded.right_row`
+		_, err := tx.ExecContext(ctx, q, args...)
+		args, n = args[:0], 0
+		return err
+	}
+	for _, p := range put {
 		l, err := json.Marshal(p.Rows[0])
 		if err != nil {
 			return err
@@ -153,21 +170,51 @@ func pairsPutTx(ctx context.Context, tx *sql.Tx, name string, put []Pair, refs [
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO pairs(map, key, left_row, right_row) VALUES (?,?,?,?) ON CONFLICT(map, key) DO UPDATE SET left_row=excluded.left_row, right_row=excluded.right_row`, name, p.Key, string(l), string(r)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM pair_refs WHERE map=? AND key=?`, name, p.Key); err != nil {
-			return err
-		}
-		for _, ref := range refs[i] {
-			// A value another record held is taken over: the later write
-			// of the unique columns wins, as it did in the database.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO pair_refs(map, side, cols, val, key) VALUES (?,?,?,?,?) ON CONFLICT(map, side, cols, val) DO UPDATE SET key=excluded.key`, name, ref.Side, ref.Cols, ref.Val, p.Key); err != nil {
+		args = append(args, name, p.Key, string(l), string(r))
+		if n++; n == perStmt {
+			if err := flushPairs(); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	if err := flushPairs(); err != nil {
+		return err
+	}
+	// An index entry a record no longer holds is left behind: readers
+	// check the record itself (resolve.Identity.Find). A value another
+	// record held is taken over: the later write of the unique columns
+	// wins, as it did in the database.
+	flushRefs := func() error {
+		if n == 0 {
+			return nil
+		}
+		q := `INSERT INTO pair_refs(map, side, cols, val, key) VALUES (?,?,?,?,?)` + strings.Repeat(",(?,?,?,?,?)", n-1) +
+			` ON CONFLICT(map, side, cols, val) DO UPDATE SET key=excluded.key`
+		_, err := tx.ExecContext(ctx, q, args...)
+		args, n = args[:0], 0
+		return err
+	}
+	for i, p := range put {
+		for _, ref := range refs[i] {
+			args = append(args, name, ref.Side, ref.Cols, ref.Val, p.Key)
+			if n++; n == perStmt {
+				if err := flushRefs(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flushRefs()
+}
+
+func chunks(items []string, size int) [][]string {
+	var out [][]string
+	for len(items) > 0 {
+		part := items[:min(len(items), size)]
+		items = items[len(part):]
+		out = append(out, part)
+	}
+	return out
 }
 
 // PairsClear removes every pairing of a map (a resync rebuilds them).
