@@ -60,6 +60,10 @@ type Harness interface {
 	Placeholder(i int) string
 	// Quote quotes an identifier.
 	Quote(name string) string
+	// UUIDDefault returns the DEFAULT expression of a Type(KindUUID)
+	// column whose value the database generates on insert, the way a
+	// target generates a surrogate: gen_random_uuid() on PostgreSQL.
+	UUIDDefault() string
 }
 
 // Run runs every conformance test, each as a sub-test on a fresh database.
@@ -81,6 +85,12 @@ func Run(t *testing.T, h Harness) {
 		{"ApplyConditional", testApplyConditional},
 		{"ApplyBulk", testApplyBulk},
 		{"ApplyBulkInsert", testApplyBulkInsert},
+		{"ApplyRefGenerated", testApplyRefGenerated},
+		{"ApplyRefCycles", testApplyRefCycles},
+		{"ApplyRefIsolateFailure", testApplyRefIsolateFailure},
+		{"ApplyRefReturned", testApplyRefReturned},
+		{"ApplyRefMalformed", testApplyRefMalformed},
+		{"ApplyRefFullBatch", testApplyRefFullBatch},
 		{"ReadKeys", testReadKeys},
 		{"Values", testValues},
 		{"CaptureOrder", testCaptureOrder},
