@@ -186,9 +186,10 @@ type Write struct {
 // that references it.
 //
 // A Ref may stand in Values of an Upsert, UpdateOnly or InsertOnly write,
-// never in Key or Expect. It must name an earlier write (Write below the
-// referencing write's index) that lists Column in its Return; otherwise
-// Apply returns an error wrapping ErrBadRef before writing anything. When
+// never in Key or Expect (see NewResolver for how those are rejected). It
+// must name an earlier write (Write below the referencing write's index)
+// that lists Column in its Return; otherwise Apply returns an error
+// wrapping ErrBadRef before writing anything. When
 // the referenced write failed, was unmatched or left no row, the
 // referencing write fails with an error wrapping ErrRefUnresolved (a
 // WriteError in an isolated batch). Reference cycles are written as an

@@ -55,22 +55,17 @@ const (
 )
 
 // NewResolver checks the batch's Ref values and Return lists. It returns
-// nil, and allocates nothing, when no write has a Ref or a Return: the
-// driver then takes its plain path. The error wraps ErrBadRef.
+// nil, and allocates nothing, when no write has a Ref in its Values or a
+// Return: the driver then takes its plain path. The error wraps ErrBadRef.
+//
+// Keys and Expect are checked for Ref values only in a batch that uses
+// references: in a plain batch a Ref there reaches the driver's value
+// encoder, which rejects it as a value of no column type (a row error).
+// That keeps the plain path to one pass over each write's Values.
 func NewResolver(ws []Write) (*Resolver, error) {
 	var r *Resolver
 	for i := range ws {
 		w := &ws[i]
-		for col, v := range w.Key {
-			if _, ok := v.(Ref); ok {
-				return nil, fmt.Errorf("%w: write %d (ref %d) to %s has a Ref in its key column %s; keys must be values", ErrBadRef, i, w.Ref, w.Table, col)
-			}
-		}
-		for col, v := range w.Expect {
-			if _, ok := v.(Ref); ok {
-				return nil, fmt.Errorf("%w: write %d (ref %d) to %s has a Ref in its expected column %s; expected values must be values", ErrBadRef, i, w.Ref, w.Table, col)
-			}
-		}
 		refs := false
 		for col, v := range w.Values {
 			ref, ok := v.(Ref)
@@ -92,6 +87,22 @@ func NewResolver(ws []Write) (*Resolver, error) {
 			r = &Resolver{ws: ws, state: make([]refState, len(ws)), hasRef: make([]bool, len(ws))}
 		}
 		r.hasRef[i] = refs
+	}
+	if r == nil {
+		return nil, nil
+	}
+	for i := range ws {
+		w := &ws[i]
+		for col, v := range w.Key {
+			if _, ok := v.(Ref); ok {
+				return nil, fmt.Errorf("%w: write %d (ref %d) to %s has a Ref in its key column %s; keys must be values", ErrBadRef, i, w.Ref, w.Table, col)
+			}
+		}
+		for col, v := range w.Expect {
+			if _, ok := v.(Ref); ok {
+				return nil, fmt.Errorf("%w: write %d (ref %d) to %s has a Ref in its expected column %s; expected values must be values", ErrBadRef, i, w.Ref, w.Table, col)
+			}
+		}
 	}
 	return r, nil
 }
