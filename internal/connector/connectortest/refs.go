@@ -378,4 +378,21 @@ func testApplyRefFullBatch(t *testing.T, h Harness) {
 			}
 		})
 	}
+	// A full batch of rows that all return: one group of MaxBatchRows keys.
+	t.Run("all return", func(t *testing.T) {
+		c, s := open(t, h)
+		ctx := ctxFor(t)
+		createRefTables(s)
+		ws := make([]connector.Write, connector.MaxBatchRows)
+		for i := range ws {
+			ws[i] = curWrite(connector.Upsert, int64(i), change.Row{"name": "c"}, i)
+		}
+		res := apply(ctx, t, c, connector.Batch{Stream: "r", Position: change.Position{LSN: 1}, Writes: ws})
+		st := readRefState(ctx, t, c)
+		want := map[int]change.Row{}
+		for i := range ws {
+			want[i] = change.Row{"id": st.cur[int64(i)]["id"]}
+		}
+		expectReturned(t, res.Returned, want)
+	})
 }

@@ -11,13 +11,14 @@ import (
 	"github.com/dualwrite/dualwrite/internal/problem"
 )
 
-// maxReadBackKeys bounds the point reads of one read-back statement.
+// maxReadBackKeys bounds the keys of one read-back statement.
 const maxReadBackKeys = 1000
 
 // readBack returns the connector.ReadBack of an apply transaction: one
-// statement of point reads by key joined with UNION ALL, each tagged with
-// its key's index, so no value is compared in Go and each read uses the
-// key's unique index.
+// statement joining the keys, a derived table of one-row selects tagged
+// with each key's index, to the table through its key's unique index, so
+// no value is compared in Go. (MariaDB's table value constructors lose
+// the values of bound parameters, so VALUES cannot carry the keys.)
 func (c *Connector) readBack(tx *sql.Tx, tables map[string]*tableInfo) connector.ReadBack {
 	return func(ctx context.Context, table string, cols []string, keys []change.Row) ([]change.Row, error) {
 		ti := tables[table]
@@ -34,29 +35,52 @@ func (c *Connector) readBack(tx *sql.Tx, tables map[string]*tableInfo) connector
 			if !ok {
 				return nil, problem.New(problem.UnknownColumn, "a write returns column %s, which %s does not have; fix the map or add the column", n, table)
 			}
-			infos[i], sel[i] = ci, quote(n)
+			infos[i], sel[i] = ci, "t."+quote(n)
 		}
-		list := strings.Join(sel, ", ")
 		keyCols := sortedKeys(keys[0])
+		alias := make([]string, len(keyCols))
+		on := make([]string, len(keyCols))
+		for i, n := range keyCols {
+			alias[i] = fmt.Sprintf("k%d", i+1)
+			on[i] = fmt.Sprintf("t.%s = k.k%d", quote(n), i+1)
+		}
 		out := make([]change.Row, len(keys))
 		for lo := 0; lo < len(keys); lo += maxReadBackKeys {
 			hi := min(len(keys), lo+maxReadBackKeys)
-			parts := make([]string, 0, hi-lo)
-			args := make([]any, 0, (hi-lo)*(1+len(keyCols)))
-			add := func(v any) error {
-				a, err := toSQL(v)
-				args = append(args, a)
-				return err
-			}
+			var b strings.Builder
+			args := make([]any, 0, (hi-lo)*len(keyCols))
 			for i := lo; i < hi; i++ {
-				args = append(args, int64(i))
-				where, err := keyWhere(keyCols, keys[i], add)
-				if err != nil {
-					return nil, err
+				if i > lo {
+					b.WriteString(" UNION ALL ")
 				}
-				parts = append(parts, fmt.Sprintf("SELECT ? AS dw_i, %s FROM %s WHERE %s", list, c.qualified(table), where))
+				// The index is a literal: MariaDB types a parameter in a
+				// derived table's select list from its value, but not an
+				// integer one reliably in a table value constructor.
+				fmt.Fprintf(&b, "SELECT %d AS dw_i", i)
+				for j, n := range keyCols {
+					v := keys[i][n]
+					if v == nil {
+						return nil, fmt.Errorf("key column %s is NULL", n)
+					}
+					ph := "?"
+					if _, isDec := v.(change.Decimal); isDec {
+						ph = "CAST(? AS DECIMAL(65,30))"
+					}
+					if i == lo {
+						fmt.Fprintf(&b, ", %s AS %s", ph, alias[j])
+					} else {
+						b.WriteString(", " + ph)
+					}
+					a, err := toSQL(v)
+					if err != nil {
+						return nil, fmt.Errorf("key %s: %w", n, err)
+					}
+					args = append(args, a)
+				}
 			}
-			if err := c.readBackRows(ctx, tx, strings.Join(parts, " UNION ALL "), args, infos, out); err != nil {
+			q := fmt.Sprintf("SELECT k.dw_i, %s FROM (%s) k JOIN %s t ON %s",
+				strings.Join(sel, ", "), b.String(), c.qualified(table), strings.Join(on, " AND "))
+			if err := c.readBackRows(ctx, tx, q, args, infos, out); err != nil {
 				return nil, fmt.Errorf("read back %s: %w", table, err)
 			}
 		}
