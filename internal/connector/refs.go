@@ -40,7 +40,6 @@ type Resolver struct {
 	pending     []int
 	pendingKeys map[string]map[string]bool
 	pendingCols map[string]string
-	reads       int
 }
 
 type refState uint8
@@ -116,14 +115,6 @@ func checkRef(ws []Write, i int, col string, ref Ref) error {
 		return fmt.Errorf("%w: write %d (ref %d) to %s column %s refers to column %s of write %d, which does not list it in Return", ErrBadRef, i, w.Ref, w.Table, col, ref.Column, ref.Write)
 	}
 	return nil
-}
-
-// Reads returns the number of ReadBack calls made so far.
-func (r *Resolver) Reads() int {
-	if r == nil {
-		return 0
-	}
-	return r.reads
 }
 
 // RunEnd shortens the bulk run [i, j) so that no write in it refers to a
@@ -351,7 +342,6 @@ func (r *Resolver) flush(ctx context.Context, read ReadBack) error {
 			}
 		}
 		sort.Strings(cols)
-		r.reads++
 		got, err := read(ctx, t, cols, keys)
 		if err != nil {
 			return fmt.Errorf("read back %s: %w", t, err)
