@@ -212,8 +212,45 @@ func testApplyRefIsolateFailure(t *testing.T, h Harness) {
 	expectReturned(t, res.Returned, map[int]change.Row{2: {"id": st.cur[2]["id"]}})
 	expectPosition(ctx, t, c, "r", pos)
 
+	// The same in runs, as the initial sync writes: the bad parent is
+	// split out of its run, its child out of the children's run.
+	var ws []connector.Write
+	for code := int64(100); code < 140; code++ {
+		vals := change.Row{"name": fmt.Sprintf("c%d", code)}
+		if code == 120 {
+			vals["name"] = nil
+		}
+		ws = append(ws, curWrite(connector.Upsert, code, vals, int(code)))
+	}
+	for n := int64(100); n < 140; n++ {
+		ws = append(ws, connector.Write{Table: "dw_cust", Op: connector.Upsert, Key: change.Row{"id": n}, Values: change.Row{"name": "k", "cur": ref(int(n - 100))}, Ref: int(1000 + n)})
+	}
+	res = apply(ctx, t, c, connector.Batch{Stream: "r", Position: change.Position{LSN: 6}, Isolate: true, Writes: ws})
+	refs = refs[:0]
+	for _, f := range res.Failed {
+		refs = append(refs, f.Ref)
+	}
+	expectRefs(t, "Failed", refs, 120, 1120)
+	st = readRefState(ctx, t, c)
+	for n := int64(100); n < 140; n++ {
+		cust, cur := st.cust[n], st.cur[n]
+		if n == 120 {
+			if cust != nil || cur != nil {
+				t.Errorf("the failed currency 120 or its customer was written: %v %v", cur, cust)
+			}
+			continue
+		}
+		if cust == nil || cur == nil || cust["cur"] != cur["id"] {
+			t.Errorf("customer %d = %v, currency %v; want it to reference the currency", n, cust, cur)
+		}
+	}
+	if len(res.Returned) != 39 {
+		t.Errorf("Returned holds %d writes, want the 39 currencies written", len(res.Returned))
+	}
+	pos = change.Position{LSN: 6}
+
 	// Not isolated, an unresolved reference fails the whole batch.
-	_, err := c.Apply(ctx, connector.Batch{Stream: "r", Position: change.Position{LSN: 6}, Writes: []connector.Write{
+	_, err := c.Apply(ctx, connector.Batch{Stream: "r", Position: change.Position{LSN: 7}, Writes: []connector.Write{
 		curWrite(connector.Upsert, 3, change.Row{"name": "new"}, 200),
 		curWrite(connector.UpdateOnly, 8, change.Row{"name": "missing"}, 201),
 		{Table: "dw_cust", Op: connector.Upsert, Key: change.Row{"id": int64(13)}, Values: change.Row{"name": "x", "cur": ref(1)}, Ref: 202},
@@ -222,8 +259,8 @@ func testApplyRefIsolateFailure(t *testing.T, h Harness) {
 		t.Errorf("Apply of a batch with an unresolved reference: %v, want an error wrapping ErrRefUnresolved", err)
 	}
 	expectPosition(ctx, t, c, "r", pos)
-	if st := readRefState(ctx, t, c); len(st.cur) != 1 || len(st.cust) != 1 {
-		t.Errorf("the failed batch left rows: currencies %v, customers %v", st.cur, st.cust)
+	if after := readRefState(ctx, t, c); len(after.cur) != len(st.cur) || len(after.cust) != len(st.cust) {
+		t.Errorf("the failed batch left rows: %d currencies and %d customers, want %d and %d", len(after.cur), len(after.cust), len(st.cur), len(st.cust))
 	}
 }
 
