@@ -24,6 +24,10 @@
 //     report OldComplete with the full old row on update and delete.
 //   - Capture from a zero position does not report changes committed
 //     before Capture returned.
+//   - Write.Return and Ref values work in every Apply path (single
+//     writes, bulk runs, isolated or not): a row whose surrogate the
+//     database generates (Harness.UUIDDefault) is referenced by later
+//     writes of the same batch, and Result.Returned reports the rows.
 package connectortest
 
 import (

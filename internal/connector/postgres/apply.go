@@ -302,9 +302,9 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 	}
 	// Runs of plain upserts or inserts go in bulk; an isolated batch
 	// splits a failing run around its bad rows, one that is not isolated
-	// goes row by row and stops at the bad row.
-	// A run's Ref values are resolved before it and its Return columns
-	// read after it, with one keyed query when needed.
+	// goes row by row and stops at the bad row. A run's Ref values are
+	// resolved before it and its Return columns read after it, with one
+	// keyed query when needed.
 	bulk := func(lo, hi int) (bool, error) {
 		ws := b.Writes[lo:hi]
 		if rs != nil {
