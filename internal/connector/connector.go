@@ -186,7 +186,9 @@ type Write struct {
 // that references it.
 //
 // A Ref may stand in Values of an Upsert, UpdateOnly or InsertOnly write,
-// never in Key or Expect (see NewResolver for how those are rejected). It
+// and in Key (an order line keyed by the id its order gets in the same
+// transaction), never in Expect (see NewResolver for how that is
+// rejected). It
 // must name an earlier write (Write below the referencing write's index)
 // that lists Column in its Return; otherwise Apply returns an error
 // wrapping ErrBadRef before writing anything. When

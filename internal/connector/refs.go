@@ -76,6 +76,18 @@ func NewResolver(ws []Write) (*Resolver, error) {
 			}
 			refs = true
 		}
+		for col, v := range w.Key {
+			// A key may hold a reference too: an order line keyed by the
+			// id its order gets in the same transaction.
+			ref, ok := v.(Ref)
+			if !ok {
+				continue
+			}
+			if err := checkRef(ws, i, col, ref); err != nil {
+				return nil, err
+			}
+			refs = true
+		}
 		if !refs && len(w.Return) == 0 {
 			continue
 		}
@@ -92,11 +104,6 @@ func NewResolver(ws []Write) (*Resolver, error) {
 	}
 	for i := range ws {
 		w := &ws[i]
-		for col, v := range w.Key {
-			if _, ok := v.(Ref); ok {
-				return nil, fmt.Errorf("%w: write %d (ref %d) to %s has a Ref in its key column %s; keys must be values", ErrBadRef, i, w.Ref, w.Table, col)
-			}
-		}
 		for col, v := range w.Expect {
 			if _, ok := v.(Ref); ok {
 				return nil, fmt.Errorf("%w: write %d (ref %d) to %s has a Ref in its expected column %s; expected values must be values", ErrBadRef, i, w.Ref, w.Table, col)
@@ -132,6 +139,11 @@ func (r *Resolver) RunEnd(i, j int) int {
 			for _, v := range w.Values {
 				if ref, ok := v.(Ref); ok && ref.Write >= i && k > i {
 					return k
+				}
+			}
+			for _, v := range w.Key {
+				if _, ok := v.(Ref); ok && k > i {
+					return k // its key is known once the run before it is written
 				}
 			}
 		}
@@ -192,6 +204,31 @@ func (r *Resolver) Prepare(ctx context.Context, lo, hi int, read ReadBack) ([]Wr
 			vals[col] = x
 		}
 		w.Values = vals
+		keyRefs := false
+		for _, v := range w.Key {
+			if _, ok := v.(Ref); ok {
+				keyRefs = true
+			}
+		}
+		if keyRefs {
+			key := make(change.Row, len(w.Key))
+			for col, v := range w.Key {
+				ref, ok := v.(Ref)
+				if !ok {
+					key[col] = v
+					continue
+				}
+				x, err := r.resolve(k, col, ref)
+				if err != nil {
+					return nil, err
+				}
+				key[col] = x
+			}
+			w.Key = key
+			// Later read-backs of this row use the key it was written
+			// under.
+			r.ws[k].Key = key
+		}
 	}
 	return out, nil
 }
@@ -227,6 +264,11 @@ func (r *Resolver) needsFlush(lo, hi int) bool {
 		w := &r.ws[k]
 		if r.hasRef[k] {
 			for _, v := range w.Values {
+				if ref, ok := v.(Ref); ok && r.state[ref.Write] == statePending {
+					return true
+				}
+			}
+			for _, v := range w.Key {
 				if ref, ok := v.(Ref); ok && r.state[ref.Write] == statePending {
 					return true
 				}

@@ -90,6 +90,7 @@ func Run(t *testing.T, h Harness) {
 		{"ApplyBulk", testApplyBulk},
 		{"ApplyBulkInsert", testApplyBulkInsert},
 		{"ApplyRefGenerated", testApplyRefGenerated},
+		{"ApplyRefInKey", testApplyRefInKey},
 		{"ApplyRefCycles", testApplyRefCycles},
 		{"ApplyRefIsolateFailure", testApplyRefIsolateFailure},
 		{"ApplyRefReturned", testApplyRefReturned},

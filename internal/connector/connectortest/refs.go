@@ -129,6 +129,50 @@ func testApplyRefGenerated(t *testing.T, h Harness) {
 	expectPosition(ctx, t, c, "r", pos)
 }
 
+// testApplyRefInKey writes an order whose id the target generates and its
+// lines, keyed by that id and a line number, in one batch: a line's key
+// holds a reference. A later write of the same line by the same key
+// updates it.
+func testApplyRefInKey(t *testing.T, h Harness) {
+	c, s := open(t, h)
+	ctx := ctxFor(t)
+	createRefTables(s)
+	s.create("dw_line", []column{
+		{name: "cur", kind: connector.KindUUID, notNull: true},
+		{name: "line", kind: connector.KindInt, notNull: true},
+		{name: "qty", kind: connector.KindInt},
+	}, []string{"cur", "line"})
+	order := connector.Ref{Write: 0, Column: "id"}
+	line := func(op connector.WriteOp, n, qty int64, ref int) connector.Write {
+		return connector.Write{Table: "dw_line", Op: op, Key: change.Row{"cur": order, "line": n}, Values: change.Row{"qty": qty}, Ref: ref}
+	}
+	for _, isolate := range []bool{false, true} {
+		res := apply(ctx, t, c, connector.Batch{Stream: "k", Isolate: isolate, Writes: []connector.Write{
+			curWrite(connector.Upsert, 1, change.Row{"name": "order"}, 0),
+			line(connector.Upsert, 1, 5, 1),
+			line(connector.InsertOnly, 2, 6, 2),
+			line(connector.UpdateOnly, 1, 7, 3),
+		}})
+		if len(res.Failed) > 0 {
+			t.Fatalf("isolate %v: failed %+v", isolate, res.Failed)
+		}
+		st := readRefState(ctx, t, c)
+		id := st.cur[1]["id"]
+		rows, err := c.Scan(ctx, connector.ScanRequest{Table: "dw_line", OrderBy: []string{"cur", "line"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 2 {
+			t.Fatalf("isolate %v: lines = %v, want 2", isolate, rows)
+		}
+		for i, want := range []int64{7, 6} {
+			if rows[i]["cur"] != id || rows[i]["qty"] != want {
+				t.Errorf("isolate %v: line %d = %v, want order %v qty %d", isolate, i+1, rows[i], id, want)
+			}
+		}
+	}
+}
+
 // testApplyRefCycles writes a self-reference and a mutual pair A→B→A as
 // inserts with the reference unset, then updates that set it, isolated or
 // not.
@@ -317,8 +361,8 @@ func testApplyRefMalformed(t *testing.T, h Harness) {
 		"ref to a column not returned":  {curWrite(connector.Upsert, 1, change.Row{"name": "euro"}, 0), cust(change.Row{"name": "a", "cur": connector.Ref{Write: 0, Column: "name"}})},
 		"ref to a later write":          {cust(change.Row{"name": "a", "cur": connector.Ref{Write: 1, Column: "id"}}), curWrite(connector.Upsert, 1, change.Row{"name": "euro"}, 0)},
 		"ref to itself":                 {plain, custWrite(connector.Upsert, 1, change.Row{"name": "a", "invoice": connector.Ref{Write: 1, Column: "uid"}}, 1)},
-		"ref in a key": {curWrite(connector.Upsert, 1, change.Row{"name": "euro"}, 0),
-			{Table: "dw_cust", Op: connector.Upsert, Key: change.Row{"id": connector.Ref{Write: 0, Column: "id"}}, Values: change.Row{"name": "a"}, Ref: 1}},
+		"ref in a key to a later write": {{Table: "dw_cust", Op: connector.Upsert, Key: change.Row{"id": connector.Ref{Write: 1, Column: "id"}}, Values: change.Row{"name": "a"}, Ref: 1},
+			curWrite(connector.Upsert, 1, change.Row{"name": "euro"}, 0)},
 	}
 	for name, writes := range cases {
 		_, err := c.Apply(ctx, connector.Batch{Stream: "r", Position: change.Position{LSN: 1}, Isolate: true, Writes: writes})
