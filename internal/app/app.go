@@ -17,6 +17,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/ownership"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/queue"
 	"github.com/dualwrite/dualwrite/internal/store"
@@ -33,6 +34,7 @@ type Running struct {
 	Addr string
 
 	log   *slog.Logger
+	lock  *store.DirLock
 	conns []connector.Connector
 	store *store.Store
 	queue *queue.Queue
@@ -53,6 +55,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 			r.Close()
 		}
 	}()
+	var err error
+	// Invariant: one engine per data_dir; the lock comes before anything
+	// else is opened.
+	if r.lock, err = store.LockDir(cfg.Engine.DataDir); err != nil {
+		return nil, err
+	}
 	left, err := OpenSide(ctx, cfg, cfg.Link.Left, log)
 	if err != nil {
 		return nil, err
@@ -64,6 +72,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 	}
 	r.conns = append(r.conns, right)
 	if r.store, err = store.Open(ctx, cfg.Engine.DataDir, nil); err != nil {
+		return nil, err
+	}
+	if err := ownership.Check(ctx, linkOf(cfg, r.store, left, right)); err != nil {
 		return nil, err
 	}
 	r.queue, err = queue.Open(ctx, queue.Options{
@@ -147,6 +158,8 @@ func (r *Running) Close() {
 		_ = c.Close()
 	}
 	r.conns = nil
+	_ = r.lock.Unlock()
+	r.lock = nil
 }
 
 // Serve runs the engine for a configuration file until ctx ends.
