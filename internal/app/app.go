@@ -42,25 +42,32 @@ type Running struct {
 	done  chan error
 }
 
-// Start opens everything the configuration describes and starts the
-// engine and the API. Close takes it all down.
+// Start takes the data_dir's lock, opens everything the configuration
+// describes and starts the engine and the API. Close takes it all down.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running, error) {
+	// Invariant: one engine per data_dir; the lock comes before anything
+	// else is opened.
+	lock, err := store.LockDir(cfg.Engine.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return StartLocked(ctx, cfg, log, lock)
+}
+
+// StartLocked is Start for a caller that already holds the data_dir's
+// lock (demo takes it before it creates its databases). The Running owns
+// the lock from then on, also when StartLocked fails.
+func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock *store.DirLock) (*Running, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Running{Config: cfg, log: log, done: make(chan error, 1)}
+	r := &Running{Config: cfg, log: log, lock: lock, done: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
 			r.Close()
 		}
 	}()
-	var err error
-	// Invariant: one engine per data_dir; the lock comes before anything
-	// else is opened.
-	if r.lock, err = store.LockDir(cfg.Engine.DataDir); err != nil {
-		return nil, err
-	}
 	left, err := OpenSide(ctx, cfg, cfg.Link.Left, log)
 	if err != nil {
 		return nil, err
