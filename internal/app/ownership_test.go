@@ -292,3 +292,54 @@ func logFile(t *testing.T, dir string) *os.File {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// TestProgressTablesOfAnEarlierVersion: progress tables created before
+// positions carried their source get the column on every driver, and
+// their positions count as foreign (DW2041) until adopted deliberately.
+func TestProgressTablesOfAnEarlierVersion(t *testing.T) {
+	for _, right := range []string{"mysql", "sqlite"} {
+		t.Run("postgres-"+right, func(t *testing.T) {
+			erpDSN, erp := serverDB(t, "postgres", "")
+			mustExec(t, erp, serverItemsLeft)
+			mustExec(t, erp, `CREATE SCHEMA dualwrite;
+CREATE TABLE dualwrite.progress (stream text PRIMARY KEY, lsn bigint NOT NULL, sub int NOT NULL DEFAULT 0, token text NOT NULL DEFAULT '');
+INSERT INTO dualwrite.progress VALUES ('items:crm->erp', 4305728688, 0, '')`)
+			dir := t.TempDir()
+			crmDSN := filepath.Join(dir, "crm.db")
+			var crm *sql.DB
+			if right == "mysql" {
+				crmDSN, crm = serverDB(t, "mysql", "")
+				mustExec(t, crm, serverItemsRight("mysql"))
+				mustExec(t, crm, "CREATE TABLE _dw_progress (stream varchar(255) NOT NULL PRIMARY KEY, lsn bigint unsigned NOT NULL, sub int unsigned NOT NULL, token varchar(255) NOT NULL) ENGINE=InnoDB")
+			} else {
+				crm = openDB(t, crmDSN)
+				mustExec(t, crm, serverItemsRight("sqlite"))
+				mustExec(t, crm, `CREATE TABLE _dw_progress (stream TEXT PRIMARY KEY, lsn INTEGER NOT NULL, sub INTEGER NOT NULL, token TEXT NOT NULL)`)
+			}
+			mustExec(t, crm, `INSERT INTO _dw_progress (stream, lsn, sub, token) VALUES ('items:erp->crm', 99999999999, 0, '')`)
+			cfg := writeConfig(t, dir, func(api string) string {
+				return fmt.Sprintf(serverItemsConfig, "postgres", erpDSN, right, crmDSN, dir, api, "conv_legacy")
+			})
+			out := expectRefused(t, cfg, "DW2041", "found unknown (recorded before positions carried their source)")
+			if !strings.Contains(out, "items:crm->erp") && !strings.Contains(out, "items:erp->crm") {
+				t.Errorf("the refusal names no stream:\n%s", out)
+			}
+			// Refused again: the migration is idempotent.
+			expectRefused(t, cfg, "DW2041")
+			show := mustRun(t, "ownership", "show", "--config", cfg)
+			if strings.Count(show, "FOREIGN") != 2 {
+				t.Errorf("ownership show marks %d positions FOREIGN, want 2:\n%s", strings.Count(show, "FOREIGN"), show)
+			}
+			adopt := mustRun(t, "ownership", "adopt", "--config", cfg)
+			if strings.Count(adopt, "1 applied positions without a source now belong to") != 2 {
+				t.Errorf("adopt did not stamp both positions:\n%s", adopt)
+			}
+			p := &engineProc{t: t, cfg: cfg, api: "http://" + apiOf(t, cfg), logs: logFile(t, dir)}
+			p.start()
+			p.kill()
+			if show := mustRun(t, "ownership", "show", "--config", cfg); strings.Contains(show, "FOREIGN") {
+				t.Errorf("positions still foreign after adopt:\n%s", show)
+			}
+		})
+	}
+}
