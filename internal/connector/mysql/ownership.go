@@ -72,8 +72,9 @@ func (c *Connector) databaseUUID(ctx context.Context) (string, error) {
 
 // SourceIdentity names the binlog stream and the database. MySQL has
 // @@server_uuid; MariaDB has none, so its server is named by server_id,
-// host name, binlog base name and GTID domain. The database's own uuid
-// (_dw_meta) completes either.
+// binlog base name and GTID domain (not the host name, which a container
+// changes on every recreation while its binlog goes on). The database's
+// own uuid (_dw_meta) completes either.
 func (c *Connector) SourceIdentity(ctx context.Context) (string, error) {
 	dbID, err := c.databaseUUID(ctx)
 	if err != nil {
@@ -81,11 +82,11 @@ func (c *Connector) SourceIdentity(ctx context.Context) (string, error) {
 	}
 	if c.mariaDB {
 		var serverID, domain int64
-		var host, base sql.NullString
-		if err := c.db.QueryRowContext(ctx, "SELECT @@server_id, @@hostname, @@log_bin_basename, @@gtid_domain_id").Scan(&serverID, &host, &base, &domain); err != nil {
+		var base sql.NullString
+		if err := c.db.QueryRowContext(ctx, "SELECT @@server_id, @@log_bin_basename, @@gtid_domain_id").Scan(&serverID, &base, &domain); err != nil {
 			return "", fmt.Errorf("read the server identity of %s: %w", c.cfg.Addr, err)
 		}
-		return fmt.Sprintf("mariadb:%d@%s:%s/gtid-domain-%d/%s/%s", serverID, host.String, base.String, domain, c.schema, dbID), nil
+		return fmt.Sprintf("mariadb:%d:%s/gtid-domain-%d/%s/%s", serverID, base.String, domain, c.schema, dbID), nil
 	}
 	var uuid string
 	if err := c.db.QueryRowContext(ctx, "SELECT @@server_uuid").Scan(&uuid); err != nil {
