@@ -40,6 +40,9 @@ type Running struct {
 	queue *queue.Queue
 	srv   *http.Server
 	done  chan error
+	// stopWatch ends the ownership watch; watched is closed when it ended.
+	stopWatch context.CancelFunc
+	watched   chan struct{}
 }
 
 // Start takes the data_dir's lock, opens everything the configuration
@@ -61,7 +64,8 @@ func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Running{Config: cfg, log: log, lock: lock, done: make(chan error, 1)}
+	// done takes the API server's end and the ownership watch's verdict.
+	r := &Running{Config: cfg, log: log, lock: lock, done: make(chan error, 2)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -81,7 +85,8 @@ func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock
 	if r.store, err = store.Open(ctx, cfg.Engine.DataDir, nil); err != nil {
 		return nil, err
 	}
-	if err := ownership.Check(ctx, linkOf(cfg, r.store, left, right)); err != nil {
+	link := linkOf(cfg, r.store, left, right)
+	if err := ownership.Check(ctx, link); err != nil {
 		return nil, err
 	}
 	r.queue, err = queue.Open(ctx, queue.Options{
@@ -127,6 +132,7 @@ func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock
 		}
 		r.done <- err
 	}()
+	r.watchOwnership(context.WithoutCancel(ctx), link)
 	log.Info("engine started", "link", cfg.Link.Name, "api", "http://"+r.Addr)
 	ok = true
 	return r, nil
@@ -143,6 +149,11 @@ func (r *Running) Done() <-chan error { return r.done }
 // Close stops the API, then the engine (which saves its progress), then
 // closes the queue, the store and the connectors. It is idempotent.
 func (r *Running) Close() {
+	if r.stopWatch != nil {
+		r.stopWatch()
+		<-r.watched
+		r.stopWatch = nil
+	}
 	if r.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = r.srv.Shutdown(ctx)

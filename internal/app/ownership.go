@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
@@ -73,4 +74,33 @@ func Ownership(ctx context.Context, req OwnershipRequest, log *slog.Logger) erro
 		return ownership.ResetCapture(ctx, l, req.Side, req.Out)
 	}
 	return problem.New(problem.Internal, "unknown ownership action %q", req.Action)
+}
+
+// ownershipCheckEvery is how often a running engine checks that it still
+// owns its link.
+const ownershipCheckEvery = 5 * time.Second
+
+// watchOwnership ends the engine (through Done) when another data_dir has
+// taken the link over deliberately, so that two engines never run one
+// link. Close stops the watch and waits for it.
+func (r *Running) watchOwnership(ctx context.Context, l ownership.Link) {
+	ctx, r.stopWatch = context.WithCancel(ctx)
+	r.watched = make(chan struct{})
+	go func() {
+		defer close(r.watched)
+		t := time.NewTicker(ownershipCheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := ownership.Owned(ctx, l); err != nil {
+				r.log.Error("link taken over by another data_dir; stopping", "link", l.Name, "err", err)
+				r.done <- err
+				return
+			}
+		}
+	}()
 }

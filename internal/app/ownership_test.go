@@ -343,3 +343,42 @@ INSERT INTO dualwrite.progress VALUES ('items:crm->erp', 4305728688, 0, '')`)
 		})
 	}
 }
+
+// TestTakenOverEngineStops: a second data_dir adopts the link while the
+// first engine runs; the first one stops within seconds with DW2043 so
+// that two engines never run one link.
+func TestTakenOverEngineStops(t *testing.T) {
+	a, dir := startItems(t, 0)
+	dirB := t.TempDir()
+	cfgB := writeConfig(t, dirB, func(api string) string { return fmt.Sprintf(itemsConfig, dir, api) })
+	// itemsConfig puts data_dir beside the databases; move B's elsewhere.
+	raw, err := os.ReadFile(cfgB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgB, []byte(strings.Replace(string(raw), dir+"/state", dirB+"/state", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expectRefused(t, cfgB, "DW2043", "link items")
+	mustRun(t, "ownership", "adopt", "--config", cfgB)
+
+	exited := make(chan error, 1)
+	cmd := a.cmd
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		a.cmd = nil
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Fatalf("the taken-over engine ended with %v, want exit status 1", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the taken-over engine still runs 30 s after another data_dir adopted its link")
+	}
+	logs, err := os.ReadFile(a.logs.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logs), "error: DW2043 link items on side") || !strings.Contains(string(logs), "taken over") {
+		t.Errorf("the engine's last words do not give DW2043:\n%s", logs)
+	}
+}

@@ -203,3 +203,28 @@ func orUnknown(s string) string {
 	}
 	return s
 }
+
+// Owned returns DW2043 when another control store has taken the link
+// over on a side since Check (a deliberate `dualwrite ownership adopt`
+// from another data_dir), nil otherwise. A side that cannot be read counts
+// as owned: that is a connection problem, reported elsewhere.
+func Owned(ctx context.Context, l Link) error {
+	instance, err := l.Store.InstanceID(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, s := range l.Sides {
+		ok, isKeeper := s.Conn.(connector.OwnerKeeper)
+		if !isKeeper {
+			continue
+		}
+		owner, err := ok.Owner(ctx, l.Name)
+		if err != nil || owner == "" || owner == instance {
+			continue
+		}
+		return problem.New(problem.LinkOwned,
+			"link %s on side %s was taken over by another control store (instance %s; this data_dir's is %s); this engine stops so that two engines never run one link",
+			l.Name, s.Name, owner, instance)
+	}
+	return nil
+}
