@@ -35,6 +35,9 @@ func main() {
 				Out: o.Out, Logger: demoLogger(),
 			})
 		},
+		Ownership: func(ctx context.Context, o cli.OwnershipOptions) error {
+			return app.Ownership(ctx, app.OwnershipRequest{ConfigPath: o.ConfigPath, Action: o.Action, Side: o.Side, Stream: o.Stream, Out: o.Out}, log)
+		},
 		Bench: func(ctx context.Context, o cli.BenchOptions) error {
 			return bench.Run(ctx, bench.Options{
 				Target: o.Target, Rows: o.Rows, Rate: o.Rate, Duration: o.Duration,

@@ -17,6 +17,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/ownership"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/queue"
 	"github.com/dualwrite/dualwrite/internal/store"
@@ -33,20 +34,38 @@ type Running struct {
 	Addr string
 
 	log   *slog.Logger
+	lock  *store.DirLock
 	conns []connector.Connector
 	store *store.Store
 	queue *queue.Queue
 	srv   *http.Server
 	done  chan error
+	// stopWatch ends the ownership watch; watched is closed when it ended.
+	stopWatch context.CancelFunc
+	watched   chan struct{}
 }
 
-// Start opens everything the configuration describes and starts the
-// engine and the API. Close takes it all down.
+// Start takes the data_dir's lock, opens everything the configuration
+// describes and starts the engine and the API. Close takes it all down.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running, error) {
+	// Invariant: one engine per data_dir; the lock comes before anything
+	// else is opened.
+	lock, err := store.LockDir(cfg.Engine.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return StartLocked(ctx, cfg, log, lock)
+}
+
+// StartLocked is Start for a caller that already holds the data_dir's
+// lock (demo takes it before it creates its databases). The Running owns
+// the lock from then on, also when StartLocked fails.
+func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock *store.DirLock) (*Running, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Running{Config: cfg, log: log, done: make(chan error, 1)}
+	// done takes the API server's end and the ownership watch's verdict.
+	r := &Running{Config: cfg, log: log, lock: lock, done: make(chan error, 2)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -64,6 +83,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 	}
 	r.conns = append(r.conns, right)
 	if r.store, err = store.Open(ctx, cfg.Engine.DataDir, nil); err != nil {
+		return nil, err
+	}
+	link := linkOf(cfg, r.store, left, right)
+	if err := ownership.Check(ctx, link); err != nil {
 		return nil, err
 	}
 	r.queue, err = queue.Open(ctx, queue.Options{
@@ -109,6 +132,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 		}
 		r.done <- err
 	}()
+	r.watchOwnership(context.WithoutCancel(ctx), link)
 	log.Info("engine started", "link", cfg.Link.Name, "api", "http://"+r.Addr)
 	ok = true
 	return r, nil
@@ -125,6 +149,11 @@ func (r *Running) Done() <-chan error { return r.done }
 // Close stops the API, then the engine (which saves its progress), then
 // closes the queue, the store and the connectors. It is idempotent.
 func (r *Running) Close() {
+	if r.stopWatch != nil {
+		r.stopWatch()
+		<-r.watched
+		r.stopWatch = nil
+	}
 	if r.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = r.srv.Shutdown(ctx)
@@ -147,6 +176,8 @@ func (r *Running) Close() {
 		_ = c.Close()
 	}
 	r.conns = nil
+	_ = r.lock.Unlock()
+	r.lock = nil
 }
 
 // Serve runs the engine for a configuration file until ctx ends.

@@ -23,6 +23,8 @@ type Handlers struct {
 	Validate func(ctx context.Context, configPath string, out io.Writer, asJSON bool) (problems int, err error)
 	Demo     func(ctx context.Context, o DemoOptions) error
 	Bench    func(ctx context.Context, o BenchOptions) error
+	// Ownership runs a `dualwrite ownership` command on a configuration's link.
+	Ownership func(ctx context.Context, o OwnershipOptions) error
 }
 
 // DemoOptions are the flags of `dualwrite demo`.
@@ -122,7 +124,7 @@ var groups = []group{{
 	desc: "The maps commands talk to a running engine (`dualwrite serve`) over its HTTP API.\n" +
 		"Every one takes --server URL (default $DUALWRITE_SERVER, else " + DefaultServer + ").",
 	examples: []string{"dualwrite maps list", "dualwrite maps run customers --with-related --wait"},
-}}
+}, ownershipGroup}
 
 // runner carries the environment through one Run.
 type runner struct {

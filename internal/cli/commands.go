@@ -14,7 +14,7 @@ import (
 
 // commands is the command tree's leaves, in the order help lists them.
 func commands() []*command {
-	return []*command{
+	return append([]*command{
 		{
 			name:    "serve",
 			summary: "run the engine and its HTTP API",
@@ -148,7 +148,7 @@ func commands() []*command {
 			examples: []string{"dualwrite maps log customers", "dualwrite maps log customers --limit 100 --output json"},
 			setup:    setupMapsLog,
 		},
-	}
+	}, ownershipCommands()...)
 }
 
 func noArgs(args []string) error {

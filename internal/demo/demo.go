@@ -27,6 +27,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/app"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/store"
 )
 
 // Options configure the demo.
@@ -68,6 +69,18 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fmt.Errorf("create demo directory: %w", err)
 	}
+	// Invariant: one engine per data_dir, locked before the demo touches
+	// its databases.
+	lock, err := store.LockDir(filepath.Join(o.Dir, "state"))
+	if err != nil {
+		return err
+	}
+	locked := true
+	defer func() {
+		if locked {
+			lock.Unlock()
+		}
+	}()
 	if o.Listen == "" {
 		o.Listen = config.DefaultListen
 	}
@@ -109,7 +122,8 @@ func Run(ctx context.Context, o Options) error {
 	if issues := cfg.Validate(); len(issues) > 0 {
 		return fmt.Errorf("demo configuration: %s", issues[0])
 	}
-	r, err := app.Start(ctx, cfg, log)
+	locked = false // the Running owns the lock now
+	r, err := app.StartLocked(ctx, cfg, log, lock)
 	if err != nil {
 		return err
 	}

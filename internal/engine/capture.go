@@ -23,6 +23,8 @@ type sideLoop struct {
 	// open tables of the current capture, owned by the loop goroutine.
 	tables []string
 	opened bool
+	// pending is the side's true lag (lag.go).
+	pending pendingClock
 }
 
 // reconfigure makes side s capture exactly the tables of its active maps,
@@ -150,6 +152,7 @@ func (e *Engine) pump(ctx context.Context, s *sideLoop, capt connector.Capturer,
 		}
 		group, next, capErr := e.gather(ctx, capt, first)
 		carry = next
+		s.pending.captured(group, e.now())
 		if ec, ok := capt.(connector.EchoCounter); ok {
 			e.echo[s.idx].Store(ec.EchoesSuppressed())
 		}
@@ -167,6 +170,7 @@ func (e *Engine) pump(ctx context.Context, s *sideLoop, capt connector.Capturer,
 		if err := capt.Ack(ctx, last); err != nil {
 			return fmt.Errorf("acknowledge position %s on %s: %w", last, s.name, err)
 		}
+		s.pending.handled()
 		if capErr != nil {
 			return capErr
 		}

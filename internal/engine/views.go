@@ -39,18 +39,20 @@ func (e *Engine) Map(ctx context.Context, name string) (MapView, error) {
 	return e.view(ctx, ms, e.lags(ctx), states)
 }
 
+// lags returns each side's lag: Seconds is the engine's own measure, the
+// age of the oldest captured change not yet handled (lag.go); the bytes
+// behind and the log retained come from the connector, where it reports
+// them.
 func (e *Engine) lags(ctx context.Context) map[mapping.Side]*SideLag {
 	out := map[mapping.Side]*SideLag{}
 	for _, s := range e.sides {
-		lr, ok := s.conn.(connector.LagReporter)
-		if !ok {
-			continue
+		sl := &SideLag{Side: s.name, Seconds: s.pending.age(e.now())}
+		if lr, ok := s.conn.(connector.LagReporter); ok {
+			if l, err := lr.Lag(ctx); err == nil {
+				sl.Bytes, sl.RetainedLog = l.Bytes, l.RetainedLog
+			}
 		}
-		l, err := lr.Lag(ctx)
-		if err != nil {
-			continue
-		}
-		out[s.idx] = &SideLag{Side: s.name, Bytes: l.Bytes, Seconds: l.Seconds, RetainedLog: l.RetainedLog}
+		out[s.idx] = sl
 	}
 	return out
 }
