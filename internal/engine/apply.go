@@ -47,8 +47,12 @@ func (e *Engine) park(ctx context.Context, ms *mapState, from mapping.Side, tx c
 	}
 	qc := store.QueuedChange{Side: e.sideName(from), CommitTime: tx.CommitTime, Change: c, Position: tx.Position}
 	if perr := e.store.ParkChange(context.WithoutCancel(ctx), ms.name, e.direction(from), key, string(code), err.Error(), qc); perr != nil {
-		// The control store is local; if it fails nothing else works either.
-		e.log.Error("park change failed", "map", ms.name, "err", perr)
+		// Invariant: a change that can be neither applied nor parked fails
+		// its whole group, which is retried without acknowledging the
+		// source: it is never dropped (applyGroup returns parkErr).
+		if ms.parkErr == nil {
+			ms.parkErr = fmt.Errorf("park a change of map %s key %s: %w", ms.name, keyText(key), perr)
+		}
 		return
 	}
 	if code != problem.WaitingBehindError {

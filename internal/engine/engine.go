@@ -108,6 +108,13 @@ type mapState struct {
 	skipInit bool
 
 	parked map[string]bool // keys with a catch-up error; guarded by applyMu
+	// initErrFail is the first failure to record an initial sync error
+	// since the chunk began; the chunk is then not marked done.
+	initErrMu   sync.Mutex
+	initErrFail error
+	// parkErr is the first failure to park a change since the group began
+	// (the control store refused it); guarded by applyMu.
+	parkErr error
 	// replay is the applied position of each direction's replay stream
 	// (the map's queue, `map:erp->crm`); guarded by applyMu.
 	replay      [2]streamState

@@ -100,6 +100,7 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 	for _, ms := range maps {
 		ms.applyMu.Lock()
 		defer ms.applyMu.Unlock()
+		ms.parkErr = nil
 	}
 	to := from.Other()
 	// Invariant: a group writes only the transactions after the stream's
@@ -225,6 +226,9 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 	for _, ms := range maps {
 		if err := e.finishMap(ctx, ms, from, g.shadows[ms], g.fixups[ms]); err != nil {
 			return err
+		}
+		if ms.parkErr != nil {
+			return transient(ms.parkErr)
 		}
 		if appliedByMap[ms] > 0 {
 			if err := e.store.TouchSync(ctx, ms.name); err != nil {
