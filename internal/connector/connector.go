@@ -293,6 +293,14 @@ type Positioner interface {
 	Position() change.Position
 }
 
+// StallReporter is implemented by capturers that reconnect on their own
+// in the background: Stalled returns why the stream cannot progress right
+// now (the server cannot be reached, a reconnect fails), or nil while it
+// streams. The error carries a problem code where the driver knows one.
+type StallReporter interface {
+	Stalled() error
+}
+
 // EchoCounter is implemented by capturers that count the engine's own
 // writes they dropped.
 type EchoCounter interface {

@@ -6,16 +6,8 @@ import (
 	"strings"
 
 	"github.com/dualwrite/dualwrite/internal/change"
-	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/connector/postgres/pgrepl"
-	"github.com/dualwrite/dualwrite/internal/problem"
 )
-
-// errTruncate is returned for a TRUNCATE of a watched table. A truncate
-// carries no rows, so it cannot be turned into deletes the other side can
-// apply; the map must be resynced. The error wraps connector.ErrLogPurged
-// so the engine treats it as "needs resync".
-var errTruncate = fmt.Errorf("table truncated: %w", connector.ErrLogPurged)
 
 // assembler turns the pgoutput message stream into change.Tx values:
 // it caches relations, decodes tuples and drops the engine's own
@@ -114,16 +106,16 @@ func (a *assembler) handle(m pgrepl.Message) (*committed, error) {
 		if a.echo {
 			return nil, nil
 		}
-		var names []string
+		// A truncate of a watched table is a change of its own, in the
+		// transaction's order: the engine handles it per map (on_truncate).
 		for _, id := range m.RelationIDs {
-			if _, table, ok, _ := a.relation(id); ok {
-				names = append(names, table)
+			_, table, ok, err := a.relation(id)
+			if err != nil {
+				return nil, err
 			}
-		}
-		if len(names) > 0 {
-			return nil, problem.Wrap(problem.Truncated, errTruncate,
-				"%s truncated at the source (transaction %d); a truncate carries no rows to apply, so resync the maps on these tables (stop, then run with initial sync)",
-				strings.Join(names, ", "), a.begin.XID)
+			if ok {
+				a.add(change.Change{Table: table, Op: change.Truncate})
+			}
 		}
 	default:
 		return nil, fmt.Errorf("unexpected pgoutput message %T", m)

@@ -47,7 +47,14 @@ func TestAssembler(t *testing.T) {
 			true, false, []change.Change{{Table: "acct", Op: change.Update, Old: change.Row{"id": int64(5)}, New: change.Row{"id": int64(5)}, Unchanged: []string{"name"}}}, false},
 		{"change before relation", []pgrepl.Message{begin, insert}, false, false, nil, true},
 		{"bad value", []pgrepl.Message{rel, begin, pgrepl.Insert{RelationID: 7, New: row("x", "a")}}, false, false, nil, true},
-		{"truncate", []pgrepl.Message{rel, begin, pgrepl.Truncate{RelationIDs: []uint32{7}}}, false, false, nil, true},
+		{"truncate is a change in order", []pgrepl.Message{rel, other, begin, insert, pgrepl.Truncate{RelationIDs: []uint32{7, 8}}, insert, commit}, true, false,
+			[]change.Change{
+				{Table: "acct", Op: change.Insert, New: change.Row{"id": int64(1), "name": "a"}},
+				{Table: "acct", Op: change.Truncate},
+				{Table: "acct", Op: change.Insert, New: change.Row{"id": int64(1), "name": "a"}},
+			}, false},
+		{"truncate of an unwatched table only", []pgrepl.Message{other, begin, pgrepl.Truncate{RelationIDs: []uint32{8}}, commit}, false, false, nil, false},
+		{"truncate before relation", []pgrepl.Message{begin, pgrepl.Truncate{RelationIDs: []uint32{7}}}, false, false, nil, true},
 		{"truncate by the engine is dropped", []pgrepl.Message{rel, begin, pgrepl.Origin{Name: "dw"}, pgrepl.Truncate{RelationIDs: []uint32{7}}, commit}, false, true, nil, false},
 	}
 	for _, tc := range tests {

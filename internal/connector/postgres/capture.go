@@ -20,7 +20,10 @@ import (
 	"github.com/dualwrite/dualwrite/internal/problem"
 )
 
-var _ connector.EchoCounter = (*capturer)(nil)
+var (
+	_ connector.EchoCounter   = (*capturer)(nil)
+	_ connector.StallReporter = (*capturer)(nil)
+)
 
 const (
 	statusInterval = 10 * time.Second
@@ -239,6 +242,11 @@ type capturer struct {
 	stall     time.Duration                  // stallProbe
 	stopping  func(ctx context.Context) bool // Connector.shuttingDown
 
+	// lost is why the stream is down while run reconnects; nil while it
+	// streams (Stalled).
+	lostMu sync.Mutex
+	lost   error
+
 	// Owned by the run goroutine.
 	queued    pgrepl.LSN // end LSN of the last transaction handed to Next
 	confirmed pgrepl.LSN // last position reported to the server
@@ -318,6 +326,7 @@ func (cp *capturer) run(conn *pgconn.PgConn) {
 				close(cp.failed)
 				return
 			}
+			cp.setLost(err)
 			cp.log.Error("capture stream lost; reconnecting from the last acknowledged position",
 				"error", err, "position", pgrepl.LSN(cp.acked.Load()).String(), "retry_in", backoff)
 		}
@@ -341,9 +350,11 @@ func (cp *capturer) run(conn *pgconn.PgConn) {
 				close(cp.failed)
 				return
 			}
+			cp.setLost(err)
 			cp.log.Error("capture reconnect failed", "error", err, "retry_in", backoff)
 			continue
 		}
+		cp.setLost(nil)
 		cp.log.Info("capture stream resumed", "position", pgrepl.LSN(cp.acked.Load()).String())
 		backoff = time.Second
 	}
@@ -613,6 +624,24 @@ func (cp *capturer) Ack(ctx context.Context, pos change.Position) error {
 	default:
 	}
 	return nil
+}
+
+// setLost records why the stream is down (nil: it streams again). An
+// error without a code is the server being out of reach.
+func (cp *capturer) setLost(err error) {
+	if err != nil && problem.CodeOf(err) == "" {
+		err = problem.Wrap(problem.ConnectionFailed, err, "the replication stream from slot %s is down; reconnecting", cp.c.opts.Slot)
+	}
+	cp.lostMu.Lock()
+	cp.lost = err
+	cp.lostMu.Unlock()
+}
+
+// Stalled returns why the stream is down while it reconnects, or nil.
+func (cp *capturer) Stalled() error {
+	cp.lostMu.Lock()
+	defer cp.lostMu.Unlock()
+	return cp.lost
 }
 
 // EchoesSuppressed counts the engine's own transactions capture dropped.
