@@ -45,6 +45,14 @@ const maxGroupChanges = 300
 // together in one target transaction with the last one's position: each
 // source transaction stays whole, and a redelivery skips what was applied.
 func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, txs []change.Tx) error {
+	// Hook (stall.go, truncate.go): a map the engine is stopping takes no
+	// more changes; a truncate is handled as the map's on_truncate says.
+	if ms.att.halted.Load() {
+		return nil
+	}
+	if truncateIndex(txs) >= 0 {
+		return e.applyTruncating(ctx, ms, from, txs)
+	}
 	ms.applyMu.Lock()
 	defer ms.applyMu.Unlock()
 	to := from.Other()
@@ -275,6 +283,9 @@ func splitWrites(ws []connector.Write) [][]connector.Write {
 
 // park records a failed change as a catch-up error of its key.
 func (e *Engine) park(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx, c change.Change, key string, err error) {
+	if e.schemaBroke(ctx, ms, err) { // hook (schema.go): a schema change stops the map instead
+		return
+	}
 	code := problem.CodeOf(err)
 	if code == "" {
 		code = problem.RowWriteFailed

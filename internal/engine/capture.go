@@ -61,6 +61,7 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 	for ctx.Err() == nil {
 		tables, fullOld := e.activeTables(s.idx)
 		if len(tables) == 0 {
+			e.streamFlowing(s.idx) // hook (stall.go): no stream, no stall
 			if s.opened {
 				e.release(ctx, s)
 			}
@@ -75,6 +76,7 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 		}
 		from, err := e.store.SidePosition(ctx, s.name)
 		if err != nil {
+			e.streamStalled(s.idx, err) // hook (stall.go)
 			answer(err)
 			e.sleep(ctx, &backoff)
 			continue
@@ -85,6 +87,7 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 				return
 			}
 			e.log.Error("open capture failed", "side", s.name, "err", err)
+			e.streamStalled(s.idx, err) // hook (stall.go)
 			answer(fmt.Errorf("open capture on %s: %w", s.name, err))
 			e.sleep(ctx, &backoff)
 			continue
@@ -102,9 +105,11 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 		}
 		s.tables, s.opened = tables, true
 		backoff = 100 * time.Millisecond
+		e.streamOpened(s.idx, capt) // hook (stall.go)
 		answer(nil)
 		err = e.pump(ctx, s, capt, &waiting)
 		capt.Close()
+		e.streamClosed(ctx, s.idx, err) // hook (stall.go)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("capture failed; reopening", "side", s.name, "err", err)
 			e.sleep(ctx, &backoff)
@@ -213,11 +218,13 @@ func (e *Engine) handleTxs(ctx context.Context, s *sideLoop, txs []change.Tx) er
 	for {
 		err := e.route(ctx, s.idx, txs)
 		if err == nil {
+			e.streamFlowing(s.idx) // hook (stall.go)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		e.streamStalled(s.idx, err) // hook (stall.go): the stream waits on this, visibly
 		e.log.Error("route transactions failed; retrying", "side", s.name, "position", txs[len(txs)-1].Position.String(), "err", err)
 		e.sleep(ctx, &backoff)
 	}

@@ -79,6 +79,8 @@ type Engine struct {
 	// retainedWarned is when each side last warned about retained log;
 	// owned by the watchQueues goroutine.
 	retainedWarned [2]time.Time
+	// watch is the health of the streams and the maps to stop (stall.go).
+	watch streamWatch
 }
 
 type mapState struct {
@@ -111,6 +113,8 @@ type mapState struct {
 	initDone    atomic.Int64
 	initTotal   atomic.Int64
 	lastWarning time.Time
+	// att is why the map needs a look beyond its status (stall.go).
+	att attention
 }
 
 // New builds an engine: it describes every mapped table, compiles the maps
@@ -131,6 +135,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		maps:  map[string]*mapState{},
 		wake:  make(chan struct{}, 1),
 	}
+	e.watch.wake = make(chan struct{}, 1) // hook (stall.go)
 	e.sides[mapping.Left] = &sideLoop{idx: mapping.Left, name: o.Left.Name, conn: o.Left.Conn, reconf: make(chan chan error)}
 	e.sides[mapping.Right] = &sideLoop{idx: mapping.Right, name: o.Right.Name, conn: o.Right.Conn, reconf: make(chan chan error)}
 
@@ -253,10 +258,14 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	e.signal()
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go func() {
 		defer e.wg.Done()
 		e.runWorker(ctx)
+	}()
+	go func() { // hook (stall.go): stalls shown and logged, maps stopped on request
+		defer e.wg.Done()
+		e.watchAttention(ctx)
 	}()
 	go func() {
 		defer e.wg.Done()
@@ -349,6 +358,9 @@ func (e *Engine) Run(ctx context.Context, name string, o RunOptions) (ActionResu
 	}
 	if len(ms.problems) > 0 {
 		return ActionResult{}, problem.New(problem.MapInvalid, "map %s cannot run: %s; fix the configuration and restart the engine (`dualwrite validate` lists every problem)", name, ms.problems[0])
+	}
+	if err := e.beforeRun(ctx, ms); err != nil { // hook (stall.go): tables fit again after a schema change
+		return ActionResult{}, err
 	}
 	if o.Master != "" {
 		switch o.Master {
@@ -568,7 +580,9 @@ func (e *Engine) runWorker(ctx context.Context) {
 			}
 		}
 		ms := e.maps[name]
-		if err := e.bringUp(ctx, ms); err != nil {
+		err := e.bringUp(ctx, ms)
+		e.startFailed(ms, err) // hook (stall.go): a map that cannot come up shows why
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
