@@ -75,15 +75,15 @@ type attention struct {
 	// older epoch ends without making the map Running.
 	epoch atomic.Uint64
 
-	mu         sync.Mutex
-	stopped    *Condition // why the engine stopped the map; cleared by Run
-	startErr   error      // last failure to bring the map up; nil once up
-	startSince time.Time
-	shown      *Condition // the condition last written to the activity log
-	restored   bool       // stopped was looked up in the activity log
-	lastSchema time.Time  // last periodic schema check (watcher only)
-	lastSuspect time.Time // last schema check after a failed row
-	tables     [2]*connector.Table
+	mu          sync.Mutex
+	stopped     *Condition // why the engine stopped the map; cleared by Run
+	startErr    error      // last failure to bring the map up; nil once up
+	startSince  time.Time
+	shown       *Condition // the condition last written to the activity log
+	restored    bool       // stopped was looked up in the activity log
+	lastSchema  time.Time  // last periodic schema check (watcher only)
+	lastSuspect time.Time  // last schema check after a failed row
+	tables      [2]*connector.Table
 }
 
 // haltRequest asks the watcher to stop a map, and to run it again with
