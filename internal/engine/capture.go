@@ -81,6 +81,7 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 			e.sleep(ctx, &backoff)
 			continue
 		}
+		e.streamOpening(s.idx) // hook (stall.go): a slow open shows as a stall
 		capt, err := s.conn.Capture(ctx, connector.CaptureOptions{Tables: tables, From: from, FullOld: fullOld})
 		if err != nil {
 			if ctx.Err() != nil {

@@ -64,6 +64,23 @@ type sideStall struct {
 	// current one.
 	capt      connector.StallReporter
 	captSince time.Time
+	// opening is when the capture loop began opening capture; zero when
+	// it is not opening.
+	opening time.Time
+}
+
+// slowOpen is how long opening capture may take before it shows as a
+// stall (a slot still held by a closing session, a server starting up).
+const slowOpen = 2 * time.Second
+
+// streamOpening records that side s's capture loop is opening capture.
+func (e *Engine) streamOpening(s mapping.Side) {
+	st := &e.watch.sides[s]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.opening.IsZero() {
+		st.opening = e.now()
+	}
 }
 
 // attention is what the engine knows of a map beyond its lifecycle status.
@@ -114,6 +131,7 @@ func (e *Engine) streamStalled(s mapping.Side, err error) {
 		st.since = e.now()
 	}
 	st.err = err
+	st.opening = time.Time{}
 }
 
 // streamFlowing records that side s's stream progressed.
@@ -122,6 +140,7 @@ func (e *Engine) streamFlowing(s mapping.Side) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.err = nil
+	st.opening = time.Time{}
 }
 
 // streamOpened records side s's new capturer: the open succeeded.
@@ -130,6 +149,7 @@ func (e *Engine) streamOpened(s mapping.Side, capt connector.Capturer) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.err = nil
+	st.opening = time.Time{}
 	st.capt, _ = capt.(connector.StallReporter)
 	st.captSince = time.Time{}
 }
@@ -153,6 +173,10 @@ func (e *Engine) sideCondition(s mapping.Side) *Condition {
 	defer st.mu.Unlock()
 	if st.err != nil {
 		return stallOf(e.sideName(s), st.err, st.since)
+	}
+	if !st.opening.IsZero() && e.now().Sub(st.opening) >= slowOpen {
+		return &Condition{Kind: ConditionStalled, Code: string(problem.StreamStalled), Side: e.sideName(s), Since: st.opening,
+			Message: fmt.Sprintf("capture on %s has been opening for %s (the server is starting, or a closing session still holds its slot)", e.sideName(s), e.now().Sub(st.opening).Round(time.Second))}
 	}
 	if st.capt == nil {
 		return nil
@@ -396,6 +420,8 @@ func (e *Engine) beforeRun(ctx context.Context, ms *mapState) error {
 	if e.statusOf(ms) != NotRunning || ms.m == nil {
 		return nil
 	}
+	// This also records the tables as they are now, so that columns added
+	// from here on are reported.
 	if issue, broken := e.schemaIssue(ctx, ms); broken {
 		return problem.New(problem.SchemaChanged, "map %s cannot run: %s; fix the table or the map first", ms.name, issue)
 	}

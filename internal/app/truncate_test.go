@@ -1,0 +1,106 @@
+package app_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestTruncatePerMap truncates the items table on the left side while a
+// second map on the same side (notes) syncs under a steady write load:
+// the items map does what its on_truncate says, the notes map never
+// stops. SQLite has no TRUNCATE: DELETE FROM fires the capture triggers
+// row by row and propagates as deletes.
+func TestTruncatePerMap(t *testing.T) {
+	const rows = 30
+	tests := []struct {
+		driver, onTruncate string
+	}{
+		{"postgres", ""}, // the default: stop
+		{"mysql", ""},
+		{"sqlite", ""},
+		{"postgres", "propagate"},
+		{"mysql", "propagate"},
+		{"postgres", "resync"},
+		{"mysql", "resync"},
+	}
+	for _, tc := range tests {
+		name := tc.driver + "-" + tc.onTruncate
+		if tc.onTruncate == "" {
+			name = tc.driver + "-default"
+		}
+		t.Run(name, func(t *testing.T) {
+			left := newAttentionSide(t, tc.driver, "items", "notes")
+			right := newAttentionSide(t, "sqlite", "item", "note")
+			for i := range rows {
+				left.exec(t, `INSERT INTO items (code, name, qty) VALUES (?, ?, ?)`, fmt.Sprintf("I-%03d", i), "item", i)
+			}
+			left.exec(t, `INSERT INTO notes (id, body) VALUES ('N-first', 'first')`)
+			extra := ""
+			if tc.onTruncate != "" {
+				extra = "on_truncate: " + tc.onTruncate
+			}
+			p := startAttention(t, left, right, extra)
+			runMap(t, p, "items")
+			runMap(t, p, "notes")
+			waitFor(t, "items copied", func() bool { return countRows(t, right.db, "item") == rows })
+
+			w := startNotes(t, p, left)
+			truncate := map[string]string{
+				"postgres": `TRUNCATE items`,
+				"mysql":    "/* reload */ TRUNCATE TABLE `items`",
+				"sqlite":   `DELETE FROM items`,
+			}[tc.driver]
+			left.exec(t, truncate)
+			left.exec(t, `INSERT INTO items (code, name, qty) VALUES ('AFTER-1', 'after the truncate', 1)`)
+
+			switch {
+			case tc.driver == "sqlite", tc.onTruncate == "propagate":
+				// Only the row written after the truncate is left on both sides.
+				waitFor(t, "the truncate reaches the right side", func() bool {
+					return countRows(t, right.db, "item") == 1 &&
+						countRows(t, right.db, "item WHERE itemcode = 'AFTER-1'") == 1
+				})
+				if v := viewOf(t, p, "items"); v.Status != "Running" || v.Condition != nil {
+					t.Fatalf("items after a propagated truncate: %s", v)
+				}
+				if tc.driver != "sqlite" && !strings.Contains(activityOf(t, p, "items"), fmt.Sprintf("%d rows of item deleted on crm", rows)) {
+					t.Errorf("activity log does not report the propagated truncate:\n%s", activityOf(t, p, "items"))
+				}
+			case tc.onTruncate == "resync":
+				// Stopped, then run again with initial sync: the map is
+				// bidirectional, so the rows the right side kept come back
+				// to the left, and both sides hold the same rows.
+				waitFor(t, "resync logged", func() bool {
+					return strings.Contains(activityOf(t, p, "items"), "attention: DW2011")
+				})
+				waitFor(t, "items running again, sides equal", func() bool {
+					return p.status("items") == "Running" && countRows(t, right.db, "item") == rows+1 &&
+						countRows(t, left.db, "items") == rows+1
+				})
+			default:
+				// stop: Not running, with DW2011 in the view, the CLI and
+				// the activity log; the right side keeps its rows.
+				waitFor(t, "items stopped by the engine", func() bool {
+					v := viewOf(t, p, "items")
+					return v.Status == "Not running" && v.Condition != nil && v.Condition.Code == "DW2011" && v.Condition.Kind == "stopped"
+				})
+				out, code := cli(t, p, "maps", "list")
+				if code != 0 || !strings.Contains(out, "Not running, STOPPED DW2011") {
+					t.Errorf("maps list does not show the stop (%d):\n%s", code, out)
+				}
+				out, _ = cli(t, p, "maps", "show", "items")
+				if !strings.Contains(out, "STOPPED by the engine") || !strings.Contains(out, "truncated on erp") {
+					t.Errorf("maps show does not say why:\n%s", out)
+				}
+				if log := activityOf(t, p, "items"); !strings.Contains(log, "attention: DW2011 table items was truncated on erp") {
+					t.Errorf("activity log:\n%s", log)
+				}
+				if n := countRows(t, right.db, "item"); n != rows {
+					t.Errorf("right side holds %d items after the stop, want the %d it had", n, rows)
+				}
+			}
+			w.finish(right)
+		})
+	}
+}
