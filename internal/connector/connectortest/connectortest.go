@@ -88,6 +88,7 @@ func Run(t *testing.T, h Harness) {
 		{"CaptureEcho", testCaptureEcho},
 		{"CaptureResume", testCaptureResume},
 		{"CaptureNextHonoursContext", testCaptureContext},
+		{"CaptureTruncate", testCaptureTruncate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
