@@ -427,6 +427,7 @@ func (e *Engine) beforeRun(ctx context.Context, ms *mapState) error {
 	}
 	ms.att.mu.Lock()
 	ms.att.stopped = nil
+	ms.att.startErr = nil
 	ms.att.mu.Unlock()
 	return nil
 }
