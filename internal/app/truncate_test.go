@@ -1,10 +1,28 @@
 package app_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 )
+
+func queueDepth(t *testing.T, p *engineProc, name string) int64 {
+	t.Helper()
+	resp, err := http.Get(p.api + "/api/v1/maps/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		QueueDepth int64 `json:"queue_depth"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v.QueueDepth
+}
 
 // TestTruncatePerMap truncates the items table on the left side while a
 // second map on the same side (notes) syncs under a steady write load:
@@ -15,19 +33,24 @@ func TestTruncatePerMap(t *testing.T) {
 	const rows = 30
 	tests := []struct {
 		driver, onTruncate string
+		paused             bool // the truncate waits in the queue and is replayed on resume
 	}{
-		{"postgres", ""}, // the default: stop
-		{"mysql", ""},
-		{"sqlite", ""},
-		{"postgres", "propagate"},
-		{"mysql", "propagate"},
-		{"postgres", "resync"},
-		{"mysql", "resync"},
+		{"postgres", "", false}, // the default: stop
+		{"mysql", "", false},
+		{"sqlite", "", false},
+		{"postgres", "propagate", false},
+		{"mysql", "propagate", false},
+		{"postgres", "propagate", true},
+		{"postgres", "resync", false},
+		{"mysql", "resync", true},
 	}
 	for _, tc := range tests {
 		name := tc.driver + "-" + tc.onTruncate
 		if tc.onTruncate == "" {
 			name = tc.driver + "-default"
+		}
+		if tc.paused {
+			name += "-paused"
 		}
 		t.Run(name, func(t *testing.T) {
 			left := newAttentionSide(t, tc.driver, "items", "notes")
@@ -51,8 +74,20 @@ func TestTruncatePerMap(t *testing.T) {
 				"mysql":    "/* reload */ TRUNCATE TABLE `items`",
 				"sqlite":   `DELETE FROM items`,
 			}[tc.driver]
+			if tc.paused {
+				if code, body := p.post("/api/v1/maps/items/pause", map[string]any{}); code != 200 {
+					t.Fatalf("pause: %d %s", code, body)
+				}
+			}
 			left.exec(t, truncate)
 			left.exec(t, `INSERT INTO items (code, name, qty) VALUES ('AFTER-1', 'after the truncate', 1)`)
+			if tc.paused {
+				waitFor(t, "truncate queued", func() bool { return queueDepth(t, p, "items") >= 2 })
+				if n := countRows(t, right.db, "item"); n != rows {
+					t.Fatalf("a paused map applied the truncate: %d rows on the right", n)
+				}
+				runMap(t, p, "items") // resume: the queue is replayed in order
+			}
 
 			switch {
 			case tc.driver == "sqlite", tc.onTruncate == "propagate":
@@ -99,6 +134,27 @@ func TestTruncatePerMap(t *testing.T) {
 				if n := countRows(t, right.db, "item"); n != rows {
 					t.Errorf("right side holds %d items after the stop, want the %d it had", n, rows)
 				}
+				w.finish(right)
+				// The stop survives a restart of the engine.
+				p.kill()
+				p.start()
+				waitFor(t, "the stop is still shown after a restart", func() bool {
+					v := viewOf(t, p, "items")
+					return v.Status == "Not running" && v.Condition != nil && v.Condition.Code == "DW2011"
+				})
+				// Running it again restores what the left lost: the map is
+				// bidirectional and the right side kept its rows.
+				out, code = cli(t, p, "maps", "run", "items", "--wait")
+				if code != 0 {
+					t.Fatalf("run after the stop (%d):\n%s", code, out)
+				}
+				waitFor(t, "both sides equal after the run", func() bool {
+					return countRows(t, left.db, "items") == rows+1 && countRows(t, right.db, "item") == rows+1
+				})
+				if v := viewOf(t, p, "items"); v.Condition != nil {
+					t.Errorf("the condition stayed after the run: %s", v)
+				}
+				return
 			}
 			w.finish(right)
 		})
