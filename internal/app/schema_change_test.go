@@ -3,6 +3,7 @@ package app_test
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSchemaChangeStopsOnlyItsMap: a column added on the left is
@@ -74,6 +75,35 @@ func TestSchemaChangeStopsOnlyItsMap(t *testing.T) {
 				t.Fatalf("items after the resync: %s", v)
 			}
 			w.finish(rs)
+		})
+	}
+}
+
+// TestSourceSchemaChangeStopsItsMap: a mapped column dropped on the
+// source side (seen in the replication stream's relation messages on
+// PostgreSQL, in the binlog's DDL events on MariaDB) stops the map with
+// DW2041; the notes map on the same side keeps syncing.
+func TestSourceSchemaChangeStopsItsMap(t *testing.T) {
+	for _, driver := range []string{"postgres", "mysql"} {
+		t.Run(driver, func(t *testing.T) {
+			left := newAttentionSide(t, driver, "items", "notes")
+			right := newAttentionSide(t, "sqlite", "item", "note")
+			left.exec(t, `INSERT INTO items (code, name, qty) VALUES ('A', 'first', 1)`)
+			left.exec(t, `INSERT INTO notes (id, body) VALUES ('N-first', 'first')`)
+			p := startAttention(t, left, right, "")
+			runMap(t, p, "items")
+			runMap(t, p, "notes")
+			waitFor(t, "items copied", func() bool { return countRows(t, right.db, "item") == 1 })
+			w := startNotes(t, p, left)
+			dropped := time.Now()
+			left.exec(t, `ALTER TABLE items DROP COLUMN qty`)
+			left.exec(t, `UPDATE items SET name = 'after the drop' WHERE code = 'A'`)
+			waitFor(t, "items stopped with DW2041", func() bool {
+				v := viewOf(t, p, "items")
+				return v.Status == "Not running" && v.Condition != nil && v.Condition.Code == "DW2041" && strings.Contains(v.Condition.Message, "qty")
+			})
+			t.Logf("stopped %v after the column was dropped: %s", time.Since(dropped).Round(time.Millisecond), viewOf(t, p, "items"))
+			w.finish(right)
 		})
 	}
 }

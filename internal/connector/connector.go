@@ -301,6 +301,14 @@ type StallReporter interface {
 	Stalled() error
 }
 
+// SchemaWatcher is implemented by capturers that see table definitions
+// change in the log (PostgreSQL relation messages, MariaDB/MySQL DDL
+// events). SchemaChanges returns the watched tables (configured names)
+// whose definition may have changed since the previous call.
+type SchemaWatcher interface {
+	SchemaChanges() []string
+}
+
 // EchoCounter is implemented by capturers that count the engine's own
 // writes they dropped.
 type EchoCounter interface {

@@ -259,6 +259,9 @@ func (e *Engine) route(ctx context.Context, from mapping.Side, txs []change.Tx) 
 			continue
 		}
 		if err := e.routeMap(ctx, ms, from, parts); err != nil {
+			if e.schemaBroke(ctx, ms, err) { // hook (schema.go): a broken map stops alone, the side goes on
+				continue
+			}
 			return fmt.Errorf("map %s: %w", ms.name, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/connector"
@@ -22,6 +23,35 @@ import (
 // suspectEvery bounds how often a failed row makes the engine re-describe
 // the map's tables.
 const suspectEvery = time.Second
+
+// alteredTables asks each side's capturer which watched tables changed
+// definition in the log since the last call.
+func (e *Engine) alteredTables() [2][]string {
+	var out [2][]string
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		st := &e.watch.sides[s]
+		st.mu.Lock()
+		w := st.schema
+		st.mu.Unlock()
+		if w != nil {
+			out[s] = w.SchemaChanges()
+		}
+	}
+	return out
+}
+
+// touches reports whether one of the map's tables is among altered.
+func touches(ms *mapState, altered [2][]string) bool {
+	if ms.m == nil {
+		return false
+	}
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		if slices.Contains(altered[s], ms.m.Table(s)) {
+			return true
+		}
+	}
+	return false
+}
 
 // schemaBroke is called before a failed row is parked. When the map's
 // tables no longer fit it, the map is stopped and the row is not parked:

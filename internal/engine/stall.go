@@ -64,6 +64,9 @@ type sideStall struct {
 	// current one.
 	capt      connector.StallReporter
 	captSince time.Time
+	// schema is the open capturer when it reports table definition
+	// changes (schema.go).
+	schema connector.SchemaWatcher
 	// opening is when the capture loop began opening capture; zero when
 	// it is not opening.
 	opening time.Time
@@ -151,6 +154,7 @@ func (e *Engine) streamOpened(s mapping.Side, capt connector.Capturer) {
 	st.err = nil
 	st.opening = time.Time{}
 	st.capt, _ = capt.(connector.StallReporter)
+	st.schema, _ = capt.(connector.SchemaWatcher)
 	st.captSince = time.Time{}
 }
 
@@ -160,6 +164,7 @@ func (e *Engine) streamClosed(ctx context.Context, s mapping.Side, err error) {
 	st := &e.watch.sides[s]
 	st.mu.Lock()
 	st.capt = nil
+	st.schema = nil
 	st.mu.Unlock()
 	if ctx.Err() == nil {
 		e.streamStalled(s, err)
@@ -285,11 +290,12 @@ func (e *Engine) watchAttention(ctx context.Context) {
 		for _, h := range halts {
 			e.halt(ctx, h)
 		}
+		altered := e.alteredTables()
 		for _, n := range e.order {
 			ms := e.maps[n]
 			e.restoreStopped(ctx, ms)
 			e.reportCondition(ctx, ms)
-			if e.statusOf(ms) != NotRunning && e.now().Sub(ms.att.lastSchema) >= schemaEvery {
+			if e.statusOf(ms) != NotRunning && (e.now().Sub(ms.att.lastSchema) >= schemaEvery || touches(ms, altered)) {
 				ms.att.lastSchema = e.now()
 				e.checkSchema(ctx, ms)
 			}

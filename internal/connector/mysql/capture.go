@@ -89,6 +89,7 @@ type Capturer struct {
 	lastEvent time.Time // header timestamp of that event
 	fatal     error     // the error that stopped the reader
 	lost      error     // why the reader is reconnecting; nil while it streams
+	ddl       bool      // a DDL statement was read since SchemaChanges
 	meta      map[string]*tableMeta
 }
 
@@ -413,6 +414,7 @@ func (cp *Capturer) stream(ctx context.Context, conn *binlog.Conn, start binlogP
 				// table definitions may have changed.
 				cp.mu.Lock()
 				cp.meta = map[string]*tableMeta{}
+				cp.ddl = true
 				cp.mu.Unlock()
 				if !st.inTx {
 					if err := cp.finish(ctx, &st, ev, file); err != nil {
@@ -633,6 +635,25 @@ func (cp *Capturer) Stalled() error {
 }
 
 var _ connector.StallReporter = (*Capturer)(nil)
+
+// SchemaChanges returns every watched table after a DDL statement was read
+// since the previous call (the statement is not parsed: any table may have
+// changed), else nothing.
+func (cp *Capturer) SchemaChanges() []string {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if !cp.ddl {
+		return nil
+	}
+	cp.ddl = false
+	out := make([]string, 0, len(cp.watch))
+	for _, t := range cp.watch {
+		out = append(out, t)
+	}
+	return out
+}
+
+var _ connector.SchemaWatcher = (*Capturer)(nil)
 
 // EchoesSuppressed counts the engine's own row writes dropped.
 func (cp *Capturer) EchoesSuppressed() int64 { return cp.echoes.Load() }

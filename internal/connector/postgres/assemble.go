@@ -22,6 +22,13 @@ type assembler struct {
 	baseType func(oid uint32) (uint32, error)
 
 	rels map[uint32]pgrepl.Relation
+	// altered is called with the configured name of a watched table whose
+	// Relation message came again, changed, on the same stream (an ALTER
+	// TABLE); nil ignores it.
+	altered func(table string)
+	// described holds each watched table's column names as described when
+	// capture opened: the first Relation of a table is compared with it.
+	described map[string][]string
 
 	inTx    bool
 	begin   pgrepl.Begin
@@ -93,6 +100,9 @@ func (a *assembler) handle(m pgrepl.Message) (*committed, error) {
 				}
 			}
 		}
+		if a.altered != nil {
+			a.noteRelation(m)
+		}
 		a.rels[m.ID] = m
 	case pgrepl.Type:
 	case pgrepl.Insert, pgrepl.Update, pgrepl.Delete:
@@ -121,6 +131,53 @@ func (a *assembler) handle(m pgrepl.Message) (*committed, error) {
 		return nil, fmt.Errorf("unexpected pgoutput message %T", m)
 	}
 	return nil, nil
+}
+
+// noteRelation reports a watched table whose definition m shows changed:
+// against the previous Relation of the same stream, or for the first one,
+// against the columns described when capture opened.
+func (a *assembler) noteRelation(m pgrepl.Relation) {
+	table, watched := a.tables[m.Namespace+"."+m.Name]
+	if prev, ok := a.rels[m.ID]; ok {
+		if sameRelation(prev, m) {
+			return
+		}
+		if !watched {
+			table, watched = a.tables[prev.Namespace+"."+prev.Name] // renamed away
+		}
+		if watched {
+			a.altered(table)
+		}
+		return
+	}
+	cols, known := a.described[table]
+	if !watched || !known {
+		return
+	}
+	if len(cols) != len(m.Columns) {
+		a.altered(table)
+		return
+	}
+	for i, c := range m.Columns {
+		if cols[i] != c.Name {
+			a.altered(table)
+			return
+		}
+	}
+}
+
+// sameRelation reports whether two Relation messages describe the same
+// table definition.
+func sameRelation(a, b pgrepl.Relation) bool {
+	if a.Namespace != b.Namespace || a.Name != b.Name || len(a.Columns) != len(b.Columns) {
+		return false
+	}
+	for i := range a.Columns {
+		if a.Columns[i].Name != b.Columns[i].Name || a.Columns[i].TypeOID != b.Columns[i].TypeOID || a.Columns[i].TypMod != b.Columns[i].TypMod {
+			return false
+		}
+	}
+	return true
 }
 
 // row decodes one row change of a transaction that is not an echo.

@@ -23,6 +23,7 @@ import (
 var (
 	_ connector.EchoCounter   = (*capturer)(nil)
 	_ connector.StallReporter = (*capturer)(nil)
+	_ connector.SchemaWatcher = (*capturer)(nil)
 )
 
 const (
@@ -48,7 +49,8 @@ func (c *Connector) Capture(ctx context.Context, opts connector.CaptureOptions) 
 	if len(opts.Tables) == 0 {
 		return nil, errors.New("capture: no tables to watch")
 	}
-	if err := c.preparePublication(ctx, opts); err != nil {
+	columns, err := c.preparePublication(ctx, opts)
+	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
 	if err := c.ensureSlot(ctx, opts.From); err != nil {
@@ -68,6 +70,8 @@ func (c *Connector) Capture(ctx context.Context, opts connector.CaptureOptions) 
 		baseTypes: map[uint32]uint32{},
 	}
 	cp.asm.baseType = cp.resolveBaseType
+	cp.asm.described = columns
+	cp.asm.altered = cp.noteAltered
 	cp.stopping = c.shuttingDown
 	cp.acked.Store(opts.From.LSN)
 	cp.queued = pgrepl.LSN(opts.From.LSN)
@@ -86,14 +90,19 @@ func (c *Connector) Capture(ctx context.Context, opts connector.CaptureOptions) 
 }
 
 // preparePublication makes the publication cover exactly opts.Tables and
-// gives FullOld tables REPLICA IDENTITY FULL.
-func (c *Connector) preparePublication(ctx context.Context, opts connector.CaptureOptions) error {
-	return c.withConn(ctx, func(pc *pgconn.PgConn) error {
+// gives FullOld tables REPLICA IDENTITY FULL. It returns each table's
+// column names as described now.
+func (c *Connector) preparePublication(ctx context.Context, opts connector.CaptureOptions) (map[string][]string, error) {
+	columns := map[string][]string{}
+	err := c.withConn(ctx, func(pc *pgconn.PgConn) error {
 		want := make([]string, 0, len(opts.Tables))
 		for _, t := range opts.Tables {
 			ti, err := describeOn(ctx, pc, t)
 			if err != nil {
 				return err
+			}
+			for _, col := range ti.desc.Columns {
+				columns[t] = append(columns[t], col.Name)
 			}
 			s, n := splitName(t)
 			want = append(want, s+"."+n)
@@ -150,6 +159,7 @@ func (c *Connector) preparePublication(ctx context.Context, opts connector.Captu
 		c.log.Info("changed publication tables", "tables", want, "was", have)
 		return nil
 	})
+	return columns, err
 }
 
 // ensureSlot creates the slot when it is missing. A missing slot with a
@@ -244,8 +254,9 @@ type capturer struct {
 
 	// lost is why the stream is down while run reconnects; nil while it
 	// streams (Stalled).
-	lostMu sync.Mutex
-	lost   error
+	lostMu  sync.Mutex
+	lost    error
+	altered []string // tables whose Relation changed (SchemaChanges)
 
 	// Owned by the run goroutine.
 	queued    pgrepl.LSN // end LSN of the last transaction handed to Next
@@ -635,6 +646,25 @@ func (cp *capturer) setLost(err error) {
 	cp.lostMu.Lock()
 	cp.lost = err
 	cp.lostMu.Unlock()
+}
+
+// noteAltered records a watched table whose definition changed.
+func (cp *capturer) noteAltered(table string) {
+	cp.lostMu.Lock()
+	defer cp.lostMu.Unlock()
+	if !slices.Contains(cp.altered, table) {
+		cp.altered = append(cp.altered, table)
+	}
+}
+
+// SchemaChanges returns the watched tables whose Relation message changed
+// since the previous call.
+func (cp *capturer) SchemaChanges() []string {
+	cp.lostMu.Lock()
+	defer cp.lostMu.Unlock()
+	out := cp.altered
+	cp.altered = nil
+	return out
 }
 
 // Stalled returns why the stream is down while it reconnects, or nil.
