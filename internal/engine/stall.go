@@ -380,11 +380,18 @@ func (e *Engine) halt(ctx context.Context, h haltRequest) {
 		}
 		return
 	}
-	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
-		if err := e.reconfigure(ctx, s); err != nil && ctx.Err() == nil {
-			e.log.Warn("capture reconfiguration failed", "side", e.sideName(s), "err", err)
+	// Capture stops watching the map's tables in the background: a side
+	// loop retrying a stalled stream answers only once it moves, and the
+	// watcher must go on meanwhile. The goroutine belongs to the engine.
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+			if err := e.reconfigure(ctx, s); err != nil && ctx.Err() == nil {
+				e.log.Warn("capture reconfiguration failed", "side", e.sideName(s), "err", err)
+			}
 		}
-	}
+	}()
 }
 
 // restoreStopped brings back, once after a restart, the condition of a
