@@ -409,6 +409,12 @@ func (cp *Capturer) stream(ctx context.Context, conn *binlog.Conn, start binlogP
 					// A TRUNCATE is logged as a statement, not as rows: it
 					// is a change of its own for the engine (on_truncate).
 					st.changes = append(st.changes, change.Change{Table: name, Op: change.Truncate})
+				} else if name, ok := cp.statementWrite(ev, b); ok {
+					// Invariant: a write to a watched table that the log
+					// holds as a statement is never skipped in silence.
+					return problem.New(problem.ServerSetting,
+						"the binary log holds a write to %s as a statement, not as rows (binlog_format was changed from ROW for the server or a session); set binlog_format=ROW, then resync the maps on this side (stop, then run with initial sync): %.200s",
+						name, b.SQL)
 				}
 				// DDL (or a statement-format DML, which carries no rows):
 				// table definitions may have changed.
@@ -442,6 +448,20 @@ func (cp *Capturer) truncated(ev *binlog.Event, q *binlog.Query) (string, bool) 
 		return "", false
 	}
 	schema, table, ok := truncatedTable(q.SQL, q.Schema)
+	if !ok {
+		return "", false
+	}
+	name, ok := cp.watch[schema+"\x00"+table]
+	return name, ok
+}
+
+// statementWrite returns the configured name of the watched table a DML
+// statement logged as text writes to.
+func (cp *Capturer) statementWrite(ev *binlog.Event, q *binlog.Query) (string, bool) {
+	if ev.Flags&binlog.FlagSkipReplication != 0 {
+		return "", false
+	}
+	schema, table, ok := statementTable(q.SQL, q.Schema)
 	if !ok {
 		return "", false
 	}

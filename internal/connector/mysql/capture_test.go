@@ -400,3 +400,31 @@ func TestCaptureTruncate(t *testing.T) {
 	}
 	expectNone(t, cp)
 }
+
+// TestCaptureStatementFormat: a write to a watched table that the binary
+// log holds as a statement (a session switched binlog_format) stops
+// capture with DW1050 instead of being skipped; one to another table
+// does not.
+func TestCaptureStatementFormat(t *testing.T) {
+	t.Parallel()
+	c, app, _ := openTest(t)
+	mustExec(t, app, "CREATE TABLE sf (id int PRIMARY KEY)")
+	mustExec(t, app, "CREATE TABLE sf_other (id int PRIMARY KEY)")
+	cp := capture(t, c, change.Position{}, "sf")
+	conn, err := app.Conn(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"SET SESSION binlog_format = 'STATEMENT'", "INSERT INTO sf_other VALUES (1)", "INSERT INTO sf VALUES (1)"} {
+		if _, err := conn.ExecContext(ctxT(t), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tx, err := cp.Next(ctx)
+	if problem.CodeOf(err) != problem.ServerSetting || !strings.Contains(err.Error(), "binlog_format") {
+		t.Fatalf("Next = %+v, %v; want a DW1050 error naming binlog_format", tx.Changes, err)
+	}
+}

@@ -41,6 +41,58 @@ func truncatedTable(sql, defaultSchema string) (schema, table string, ok bool) {
 	return defaultSchema, first, true
 }
 
+// statementTable parses a DML statement the binary log holds as text
+// (statement or mixed binlog_format) and returns the table it writes:
+// INSERT/REPLACE [LOW_PRIORITY|DELAYED|HIGH_PRIORITY] [IGNORE] [INTO] t,
+// UPDATE [LOW_PRIORITY] [IGNORE] t, DELETE [LOW_PRIORITY] [QUICK] [IGNORE]
+// FROM t. ok is false for anything else (multi-table forms included).
+func statementTable(sql, defaultSchema string) (schema, table string, ok bool) {
+	p := &sqlScanner{s: sql}
+	verb := strings.ToUpper(p.word())
+	switch verb {
+	case "INSERT", "REPLACE", "UPDATE", "DELETE":
+	default:
+		return "", "", false
+	}
+	for {
+		save := p.i
+		w := strings.ToUpper(p.word())
+		switch w {
+		case "LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE", "QUICK":
+			continue
+		case "INTO":
+			if verb == "INSERT" || verb == "REPLACE" {
+				continue
+			}
+		case "FROM":
+			if verb == "DELETE" {
+				continue
+			}
+		}
+		p.i = save
+		break
+	}
+	first, ok := p.ident()
+	if !ok {
+		return "", "", false
+	}
+	save := p.i
+	p.skip()
+	if p.i < len(p.s) && p.s[p.i] == '.' {
+		p.i++
+		second, ok := p.ident()
+		if !ok {
+			return "", "", false
+		}
+		return first, second, true
+	}
+	p.i = save
+	if defaultSchema == "" {
+		return "", "", false
+	}
+	return defaultSchema, first, true
+}
+
 // sqlScanner walks a statement's tokens, skipping whitespace and comments.
 type sqlScanner struct {
 	s string

@@ -37,3 +37,30 @@ func TestTruncatedTable(t *testing.T) {
 		}
 	}
 }
+
+func TestStatementTable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		sql, schema        string
+		wantSchema, wantTb string
+		ok                 bool
+	}{
+		{"INSERT INTO items VALUES (1)", "shop", "shop", "items", true},
+		{"insert ignore into `shop`.`items` (a) values (1)", "x", "shop", "items", true},
+		{"REPLACE LOW_PRIORITY items SET a = 1", "shop", "shop", "items", true},
+		{"UPDATE /* app */ items SET a = 2", "shop", "shop", "items", true},
+		{"UPDATE LOW_PRIORITY IGNORE other.items SET a = 2", "shop", "other", "items", true},
+		{"DELETE QUICK FROM items WHERE a = 1", "shop", "shop", "items", true},
+		{"DELETE FROM items", "shop", "shop", "items", true},
+		{"SELECT * FROM items", "shop", "", "", false},
+		{"ALTER TABLE items ADD c INT", "shop", "", "", false},
+		{"INSERT INTO items VALUES (1)", "", "", "", false},
+		{"BEGIN", "shop", "", "", false},
+	}
+	for _, tc := range tests {
+		s, tb, ok := statementTable(tc.sql, tc.schema)
+		if ok != tc.ok || s != tc.wantSchema || tb != tc.wantTb {
+			t.Errorf("statementTable(%q, %q) = %q, %q, %v; want %q, %q, %v", tc.sql, tc.schema, s, tb, ok, tc.wantSchema, tc.wantTb, tc.ok)
+		}
+	}
+}
