@@ -359,9 +359,6 @@ func (e *Engine) Run(ctx context.Context, name string, o RunOptions) (ActionResu
 	if len(ms.problems) > 0 {
 		return ActionResult{}, problem.New(problem.MapInvalid, "map %s cannot run: %s; fix the configuration and restart the engine (`dualwrite validate` lists every problem)", name, ms.problems[0])
 	}
-	if err := e.beforeRun(ctx, ms); err != nil { // hook (stall.go): tables fit again after a schema change
-		return ActionResult{}, err
-	}
 	if o.Master != "" {
 		switch o.Master {
 		case "left", "right", e.cfg.Link.Left.Name, e.cfg.Link.Right.Name:
@@ -406,6 +403,9 @@ func (e *Engine) startRun(ctx context.Context, ms *mapState, o RunOptions, actor
 		return err
 	}
 	if st == NotRunning {
+		if err := e.beforeRun(ctx, ms); err != nil { // hook (stall.go): the tables fit again after a schema change
+			return err
+		}
 		ms.skipInit = o.SkipInitialSync || (ms.cfg.InitialSync != nil && !*ms.cfg.InitialSync)
 		ms.master = masterSide(e.cfg, ms.cfg.Master)
 		if self && o.Master != "" {

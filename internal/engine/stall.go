@@ -427,10 +427,11 @@ func (e *Engine) restoreStopped(ctx context.Context, ms *mapState) {
 	}
 }
 
-// beforeRun clears the engine's stop condition of a map being run, after
-// checking that its tables fit it again (a schema change stopped it).
+// beforeRun clears the engine's stop condition of a Not running map being
+// run, after checking that its tables fit it again (a schema change
+// stopped it).
 func (e *Engine) beforeRun(ctx context.Context, ms *mapState) error {
-	if e.statusOf(ms) != NotRunning || ms.m == nil {
+	if ms.m == nil {
 		return nil
 	}
 	// This also records the tables as they are now, so that columns added
