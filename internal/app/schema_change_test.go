@@ -107,3 +107,34 @@ func TestSourceSchemaChangeStopsItsMap(t *testing.T) {
 		})
 	}
 }
+
+// TestSchemaChangeRetypeOrRename: a mapped column retyped to a kind that
+// cannot carry the other side's values, or the target table renamed,
+// stops only the items map with DW2041 naming the problem.
+func TestSchemaChangeRetypeOrRename(t *testing.T) {
+	tests := []struct{ name, ddl, want string }{
+		{"retyped", `ALTER TABLE item ALTER COLUMN quantity TYPE TIMESTAMPTZ USING NULL`, "quantity"},
+		{"renamed", `ALTER TABLE item RENAME TO item_old`, "item"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			left := newAttentionSide(t, "sqlite", "items", "notes")
+			right := newAttentionSide(t, "postgres", "item", "note")
+			left.exec(t, `INSERT INTO items (code, name, qty) VALUES ('A', 'first', 1)`)
+			left.exec(t, `INSERT INTO notes (id, body) VALUES ('N-first', 'first')`)
+			p := startAttention(t, left, right, "")
+			runMap(t, p, "items")
+			runMap(t, p, "notes")
+			waitFor(t, "items copied", func() bool { return countRows(t, right.db, "item") == 1 })
+			w := startNotes(t, p, left)
+			right.exec(t, tc.ddl)
+			left.exec(t, `UPDATE items SET qty = 2 WHERE code = 'A'`)
+			waitFor(t, "items stopped with DW2041", func() bool {
+				v := viewOf(t, p, "items")
+				return v.Status == "Not running" && v.Condition != nil && v.Condition.Code == "DW2041" && strings.Contains(v.Condition.Message, tc.want)
+			})
+			t.Logf("%s", viewOf(t, p, "items"))
+			w.finish(right)
+		})
+	}
+}
