@@ -160,3 +160,51 @@ func TestTruncatePerMap(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncateReloadPropagates: the reload pattern, a TRUNCATE and the
+// table written again in the same transaction, with on_truncate:
+// propagate leaves the other side with exactly the reloaded rows, the
+// keys that came back included.
+func TestTruncateReloadPropagates(t *testing.T) {
+	for _, driver := range []string{"postgres", "mysql"} {
+		t.Run(driver, func(t *testing.T) {
+			left := newAttentionSide(t, driver, "items", "notes")
+			right := newAttentionSide(t, "sqlite", "item", "note")
+			for i := range 10 {
+				left.exec(t, `INSERT INTO items (code, name, qty) VALUES (?, 'old', ?)`, fmt.Sprintf("I-%03d", i), i)
+			}
+			p := startAttention(t, left, right, "on_truncate: propagate")
+			runMap(t, p, "items")
+			waitFor(t, "items copied", func() bool { return countRows(t, right.db, "item") == 10 })
+			tx, err := left.db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stmts := []string{map[string]string{"postgres": "TRUNCATE items", "mysql": "DELETE FROM items"}[driver]}
+			if driver == "mysql" {
+				// TRUNCATE commits implicitly on MariaDB: reload right after it.
+				mustExec(t, left.db, "TRUNCATE TABLE items")
+				stmts = nil
+			}
+			for _, q := range stmts {
+				if _, err := tx.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 5; i < 15; i++ {
+				if _, err := tx.Exec(faultSQL(driver, `INSERT INTO items (code, name, qty) VALUES (?, 'reloaded', ?)`), fmt.Sprintf("I-%03d", i), 100+i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the right side holds the reloaded rows only", func() bool {
+				return countRows(t, right.db, "item") == 10 && countRows(t, right.db, "item WHERE title = 'reloaded' AND quantity >= 105") == 10
+			})
+			if v := viewOf(t, p, "items"); v.Status != "Running" || v.Condition != nil || v.CatchUpErrors != 0 {
+				t.Fatalf("items after the reload: %s, %d catch-up errors", v, v.CatchUpErrors)
+			}
+		})
+	}
+}
