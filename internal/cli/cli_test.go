@@ -89,6 +89,7 @@ func TestOutputGolden(t *testing.T) {
 	}{
 		{"maps_list", []string{"maps", "list"}, 0},
 		{"maps_list_json", []string{"maps", "list", "--output", "json"}, 0},
+		{"maps_show_stalled", []string{"maps", "show", "contacts"}, 0},
 		{"maps_show", []string{"maps", "show", "customers"}, 0},
 		{"maps_show_paused", []string{"maps", "show", "products"}, 0},
 		{"maps_show_invalid", []string{"maps", "show", "invoices"}, 0},

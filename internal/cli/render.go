@@ -63,7 +63,24 @@ func formatStatus(m engine.MapView) string {
 	if len(m.Problems) > 0 {
 		s += " (" + plural(int64(len(m.Problems)), "problem", "problems") + ")"
 	}
+	if c := m.Condition; c != nil {
+		// Never a bare "Running" while the map does not sync.
+		s += fmt.Sprintf(", %s %s", strings.ToUpper(c.Kind), c.Code)
+	}
 	return s
+}
+
+// formatCondition is the detail line of a stall or an engine stop.
+func formatCondition(c *engine.Condition) string {
+	what := "STALLED"
+	if c.Kind == engine.ConditionStopped {
+		what = "STOPPED by the engine"
+	}
+	where := ""
+	if c.Side != "" {
+		where = " on " + c.Side
+	}
+	return fmt.Sprintf("%s%s since %s: %s %s", what, where, formatTime(c.Since), c.Code, c.Message)
 }
 
 func writeMapTable(w io.Writer, ms []engine.MapView) error {
@@ -96,6 +113,9 @@ func writeMapDetail(w io.Writer, m engine.MapView) error {
 	fmt.Fprintf(tw, "Name:\t%s\n", m.Name)
 	fmt.Fprintf(tw, "Tables:\t%s <-> %s\n", m.Left, m.Right)
 	fmt.Fprintf(tw, "Status:\t%s\n", m.Status)
+	if m.Condition != nil {
+		fmt.Fprintf(tw, "Condition:\t%s\n", formatCondition(m.Condition))
+	}
 	fmt.Fprintf(tw, "Actions:\t%s\n", joinOr(actions, "-"))
 	fmt.Fprintf(tw, "Master:\t%s\n", m.Master)
 	fmt.Fprintf(tw, "Depends on:\t%s\n", joinOr(m.DependsOn, "-"))

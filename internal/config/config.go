@@ -103,6 +103,20 @@ const (
 	RightToLeft Direction = "right_to_left"
 )
 
+// OnTruncate is what a map does when one of its tables is truncated.
+type OnTruncate string
+
+const (
+	// TruncateStop stops the map (Not running) with DW2011, for a person
+	// to decide. The default: docs/adr/20261204-truncate-per-map.md.
+	TruncateStop OnTruncate = "stop"
+	// TruncateResync stops the map and runs it again with initial sync.
+	TruncateResync OnTruncate = "resync"
+	// TruncatePropagate deletes every row of the other side's table that
+	// is within the map's filter, in one target transaction.
+	TruncatePropagate OnTruncate = "propagate"
+)
+
 // Map is a table map.
 type Map struct {
 	Name  string `yaml:"name"`
@@ -117,6 +131,10 @@ type Map struct {
 	Master string `yaml:"master"`
 	// InitialSync copies pre-existing rows on Run; default true.
 	InitialSync *bool `yaml:"initial_sync"`
+	// OnTruncate says what a TRUNCATE of one of the map's tables does:
+	// stop the map (default), resync it, or propagate the truncate to the
+	// other side's rows within the map's filter.
+	OnTruncate OnTruncate `yaml:"on_truncate"`
 	// Order places the map among others where dependencies allow; lower
 	// first. Default: the map's position in the file.
 	Order     int         `yaml:"order"`

@@ -57,6 +57,9 @@ func (m *Map) applyDefaults(index int) {
 		yes := true
 		m.InitialSync = &yes
 	}
+	if m.OnTruncate == "" {
+		m.OnTruncate = TruncateStop
+	}
 	if m.Order == 0 {
 		m.Order = index
 	}

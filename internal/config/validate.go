@@ -160,6 +160,12 @@ func (v *validator) mapping(i int, m *Map, p string) {
 		}
 	}
 
+	switch m.OnTruncate {
+	case "", TruncateStop, TruncateResync, TruncatePropagate:
+	default:
+		v.add(problem.ConfigInvalid, m.Name, p+".on_truncate", "on_truncate %q is not one of stop, resync, propagate", m.OnTruncate)
+	}
+
 	for j, d := range m.DependsOn {
 		dp := fmt.Sprintf("%s.depends_on[%d]", p, j)
 		switch {

@@ -207,6 +207,17 @@ engine:
 			code: problem.ConfigInvalid, path: "maps[0].master", at: at{9, "sap"}, msg: `master "sap" is not a side; use left, right, "erp" or "crm"`,
 		},
 		{
+			name: "on_truncate not an action",
+			src: `  - name: m
+    left: a
+    right: b
+    on_truncate: ignore
+    key: [{left: id, right: id}]
+    columns: [{left: id, right: id}]
+`,
+			code: problem.ConfigInvalid, path: "maps[0].on_truncate", at: at{9, "ignore"}, msg: `on_truncate "ignore" is not one of stop, resync, propagate`,
+		},
+		{
 			name: "key missing",
 			src: `  - name: m
     left: a

@@ -41,6 +41,9 @@ func splitWrites(ws []connector.Write) [][]connector.Write {
 
 // park records a failed change as a catch-up error of its key.
 func (e *Engine) park(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx, c change.Change, key string, err error) {
+	if e.schemaBroke(ctx, ms, err) { // hook (schema.go): a schema change stops the map instead
+		return
+	}
 	code := problem.CodeOf(err)
 	if code == "" {
 		code = problem.RowWriteFailed

@@ -22,6 +22,7 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 	if err != nil {
 		return err
 	}
+	epoch := ms.att.epoch.Load() // hook (stall.go): an engine stop ends this drain
 	cursor := states[ms.name].QueueCursor
 	if st, err := e.queue.Stats(ctx, ms.name); err == nil && st.LastSeq < cursor {
 		cursor = 0 // the queue was recreated; its sequences restarted
@@ -37,6 +38,10 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 		}
 		if len(entries) == 0 {
 			ms.routeMu.Lock()
+			if ms.att.epoch.Load() != epoch || ms.att.halted.Load() { // hook (stall.go)
+				ms.routeMu.Unlock()
+				return nil
+			}
 			entries, err = e.queue.Read(ctx, ms.name, cursor, drainBatch)
 			if err == nil && len(entries) == 0 {
 				err = e.setStatus(ctx, ms, Running, "engine")
@@ -68,6 +73,9 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 				}
 				e.log.Error("replay queued change failed; retrying", "map", ms.name, "seq", en.Seq, "err", err)
 				e.sleep(ctx, &backoff)
+			}
+			if ms.att.epoch.Load() != epoch { // hook (stall.go): the engine stopped the map
+				return nil
 			}
 			cursor = en.Seq
 			replayed++

@@ -87,6 +87,8 @@ type Engine struct {
 	// retainedWarned is when each side last warned about retained log;
 	// owned by the watchQueues goroutine.
 	retainedWarned [2]time.Time
+	// watch is the health of the streams and the maps to stop (stall.go).
+	watch streamWatch
 }
 
 type mapState struct {
@@ -123,6 +125,8 @@ type mapState struct {
 	initDone    atomic.Int64
 	initTotal   atomic.Int64
 	lastWarning time.Time
+	// att is why the map needs a look beyond its status (stall.go).
+	att attention
 }
 
 // New builds an engine: it describes every mapped table, compiles the maps
@@ -145,6 +149,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 
 		waitersNudge: make(chan struct{}, 1),
 	}
+	e.watch.wake = make(chan struct{}, 1) // hook (stall.go)
 	e.sides[mapping.Left] = &sideLoop{idx: mapping.Left, name: o.Left.Name, conn: o.Left.Conn, reconf: make(chan chan error)}
 	e.sides[mapping.Right] = &sideLoop{idx: mapping.Right, name: o.Right.Name, conn: o.Right.Conn, reconf: make(chan chan error)}
 
@@ -278,6 +283,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	go func() {
 		defer e.wg.Done()
 		e.runWorker(ctx)
+	}()
+	go func() { // hook (stall.go): stalls shown and logged, maps stopped on request
+		defer e.wg.Done()
+		e.watchAttention(ctx)
 	}()
 	go func() {
 		defer e.wg.Done()
@@ -419,6 +428,9 @@ func (e *Engine) startRun(ctx context.Context, ms *mapState, o RunOptions, actor
 		return err
 	}
 	if st == NotRunning {
+		if err := e.beforeRun(ctx, ms); err != nil { // hook (stall.go): the tables fit again after a schema change
+			return err
+		}
 		ms.skipInit = o.SkipInitialSync || (ms.cfg.InitialSync != nil && !*ms.cfg.InitialSync)
 		ms.master = masterSide(e.cfg, ms.cfg.Master)
 		if self && o.Master != "" {
@@ -593,7 +605,9 @@ func (e *Engine) runWorker(ctx context.Context) {
 			}
 		}
 		ms := e.maps[name]
-		if err := e.bringUp(ctx, ms); err != nil {
+		err := e.bringUp(ctx, ms)
+		e.startFailed(ms, err) // hook (stall.go): a map that cannot come up shows why
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}

@@ -48,6 +48,20 @@ type MapView struct {
 	Lag []SideLag `json:"lag,omitempty"`
 	// Problems are validation errors that keep the map from starting.
 	Problems []string `json:"problems,omitempty"`
+	// Condition, when set, is why the map needs a look beside its status:
+	// its stream is stalled (kind "stalled", clears by itself) or the
+	// engine stopped it (kind "stopped", until it is run again). A Running
+	// map with a condition is not syncing.
+	Condition *Condition `json:"condition,omitempty"`
+}
+
+// Condition is a stall or an engine stop of a map, with its code and cause.
+type Condition struct {
+	Kind    string    `json:"kind"` // "stalled" or "stopped"
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	Side    string    `json:"side,omitempty"` // the side whose stream is stalled
+	Since   time.Time `json:"since"`
 }
 
 // SideLag is the capture lag of one side.

@@ -75,6 +75,7 @@ func (e *Engine) view(ctx context.Context, ms *mapState, lags map[mapping.Side]*
 		Applied:       map[string]int64{},
 	}
 	v.LastSync = states[ms.name].LastSync
+	v.Condition = e.condition(ms) // hook (stall.go): stalls and engine stops are shown, never hidden
 	var err error
 	if v.InitErrors, v.CatchUpErrors, err = e.store.CountErrors(ctx, ms.name); err != nil {
 		return v, err

@@ -94,6 +94,14 @@ func (e *Engine) fixture() {
 		Name: "invoices", Left: "erp.invoice", Right: "crm.invoice", Status: engine.NotRunning,
 		Master: "left", Problems: []string{"DW1003 integration key missing: table crm.invoice has no unique index on (number); add one or choose another key"},
 	})
+	add(engine.MapView{
+		Name: "contacts", Left: "erp.contact", Right: "crm.contact", Status: engine.Running,
+		Master: "right", LastSync: e.now.Add(-95 * time.Second),
+		InitRowsDone: 310, InitRowsTotal: 310,
+		Condition: &engine.Condition{Kind: engine.ConditionStalled, Code: string(problem.ConnectionFailed), Side: "crm",
+			Message: "the replication stream from slot dw_demo_crm is down; reconnecting: dial tcp 127.0.0.1:5433: connect: connection refused",
+			Since:   e.now.Add(-90 * time.Second)},
+	})
 	for i := range int64(7) {
 		e.initErrs["orders"] = append(e.initErrs["orders"], engine.RowError{
 			ID: 100 + i, Map: "orders", Direction: "erp->crm",

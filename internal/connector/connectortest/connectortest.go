@@ -105,6 +105,7 @@ func Run(t *testing.T, h Harness) {
 		{"CaptureNextHonoursContext", testCaptureContext},
 		{"SourceIdentity", testSourceIdentity},
 		{"Owner", testOwner},
+		{"CaptureTruncate", testCaptureTruncate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
