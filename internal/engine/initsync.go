@@ -476,7 +476,9 @@ func (e *Engine) Rerun(ctx context.Context, name, actor string) (RetryResult, er
 			return res, err
 		}
 		if row == nil { // the row is gone: nothing left to sync
-			_ = e.store.DeleteInitError(ctx, re.ID)
+			if err := e.store.DeleteInitError(ctx, re.ID); err != nil {
+				return res, err
+			}
 			res.Succeeded++
 			continue
 		}
