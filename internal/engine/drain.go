@@ -64,7 +64,7 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 			}
 			backoff := 100 * time.Millisecond
 			for {
-				err := e.applyGroup(ctx, from, []change.Tx{en.Tx}, []*mapState{ms}, ms.name+":"+e.direction(from), &ms.replay[from])
+				err := e.applyTxs(ctx, ms, from, []change.Tx{en.Tx})
 				if err == nil {
 					break
 				}

@@ -255,6 +255,9 @@ func (g *groupPlan) collect(e *Engine, txs []change.Tx, maps []*mapState) {
 	for t := range txs {
 		tx := &txs[t]
 		for _, c := range tx.Changes {
+			if c.Op == change.Truncate {
+				continue // handled by the map's on_truncate before planning (truncate.go)
+			}
 			for _, ms := range byTable[c.Table] {
 				it := item{ms: ms, tx: tx, c: c, keyHint: keyHintOf(ms.m, g.from, c), write: -1}
 				g.prepare(&it)

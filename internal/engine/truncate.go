@@ -40,7 +40,15 @@ func truncateIndex(txs []change.Tx) int {
 // applyTxs applies one map's share of consecutive transactions on its own
 // stream (`map:erp->crm`, as its queue replay): the transactions around a
 // truncate are applied apart from the other maps'.
+// A map the engine is stopping takes no more changes; a truncate is
+// handled as the map's on_truncate says.
 func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, txs []change.Tx) error {
+	if ms.att.halted.Load() {
+		return nil
+	}
+	if truncateIndex(txs) >= 0 {
+		return e.applyTruncating(ctx, ms, from, txs)
+	}
 	return e.applyGroup(ctx, from, txs, []*mapState{ms}, ms.name+":"+e.direction(from), &ms.replay[from])
 }
 
@@ -53,7 +61,7 @@ func (e *Engine) applyTruncating(ctx context.Context, ms *mapState, from mapping
 	for len(txs) > 0 {
 		i := truncateIndex(txs)
 		if i < 0 {
-			return e.applyTxs(ctx, ms, from, txs)
+			return e.applyGroup(ctx, from, txs, []*mapState{ms}, ms.name+":"+e.direction(from), &ms.replay[from])
 		}
 		if i > 0 {
 			if err := e.applyTxs(ctx, ms, from, txs[:i]); err != nil {
