@@ -11,23 +11,23 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/dualwrite/dualwrite/internal/engine"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // Engine is what the API needs from the engine.
 type Engine interface {
-	Maps(ctx context.Context) ([]engine.MapView, error)
-	Map(ctx context.Context, name string) (engine.MapView, error)
-	Run(ctx context.Context, name string, o engine.RunOptions) (engine.ActionResult, error)
-	Pause(ctx context.Context, name string, withRelated bool, actor string) (engine.ActionResult, error)
-	Stop(ctx context.Context, name string, actor string) (engine.ActionResult, error)
-	InitErrors(ctx context.Context, name string) ([]engine.RowError, error)
-	Rerun(ctx context.Context, name string, actor string) (engine.RetryResult, error) // retries only the errored initial-sync rows
-	CatchUpErrors(ctx context.Context, name string) ([]engine.RowError, error)
-	Retry(ctx context.Context, name string, ids []int64, actor string) (engine.RetryResult, error) // ids nil or empty = all
-	Discard(ctx context.Context, name string, ids []int64, actor string) (int, error)              // ids nil or empty = all
-	Activity(ctx context.Context, name string, limit int) ([]engine.Activity, error)
+	Maps(ctx context.Context) ([]wire.MapView, error)
+	Map(ctx context.Context, name string) (wire.MapView, error)
+	Run(ctx context.Context, name string, o wire.RunOptions) (wire.ActionResult, error)
+	Pause(ctx context.Context, name string, withRelated bool, actor string) (wire.ActionResult, error)
+	Stop(ctx context.Context, name string, actor string) (wire.ActionResult, error)
+	InitErrors(ctx context.Context, name string) ([]wire.RowError, error)
+	Rerun(ctx context.Context, name string, actor string) (wire.RetryResult, error) // retries only the errored initial-sync rows
+	CatchUpErrors(ctx context.Context, name string) ([]wire.RowError, error)
+	Retry(ctx context.Context, name string, ids []int64, actor string) (wire.RetryResult, error) // ids nil or empty = all
+	Discard(ctx context.Context, name string, ids []int64, actor string) (int, error)            // ids nil or empty = all
+	Activity(ctx context.Context, name string, limit int) ([]wire.Activity, error)
 }
 
 // Options configure a Server.

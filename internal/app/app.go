@@ -8,15 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"time"
 
-	"github.com/dualwrite/dualwrite/internal/api"
+	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/metrics"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/queue"
 	"github.com/dualwrite/dualwrite/internal/store"
@@ -29,8 +29,13 @@ var Version = "dev"
 type Running struct {
 	Config *config.Config
 	Engine *engine.Engine
-	// Addr is the address the API listens on.
+	// Addr is the address the API listens on; URL is its base URL.
 	Addr string
+	URL  string
+	// Tokens are the access tokens, read from (or created in) data_dir.
+	Tokens auth.Tokens
+	// Metrics is the registry behind /metrics.
+	Metrics *metrics.Metrics
 
 	log   *slog.Logger
 	conns []connector.Connector
@@ -45,6 +50,9 @@ type Running struct {
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running, error) {
 	if log == nil {
 		log = slog.Default()
+	}
+	if err := checkListen(cfg.Engine); err != nil {
+		return nil, err
 	}
 	r := &Running{Config: cfg, log: log, done: make(chan error, 1)}
 	ok := false
@@ -66,6 +74,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 	if r.store, err = store.Open(ctx, cfg.Engine.DataDir, nil); err != nil {
 		return nil, err
 	}
+	if r.Tokens, err = auth.LoadOrCreate(cfg.Engine.DataDir); err != nil {
+		return nil, err
+	}
 	r.queue, err = queue.Open(ctx, queue.Options{
 		Dir:       filepath.Join(cfg.Engine.DataDir, "queue"),
 		URL:       cfg.Engine.QueueURL,
@@ -76,13 +87,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 	if err != nil {
 		return nil, fmt.Errorf("open durable queue: %w", err)
 	}
+	r.Metrics = metrics.New(metrics.Options{Version: Version})
 	r.Engine, err = engine.New(ctx, engine.Options{
-		Config: cfg,
-		Left:   engine.Side{Name: cfg.Link.Left.Name, Conn: left},
-		Right:  engine.Side{Name: cfg.Link.Right.Name, Conn: right},
-		Store:  r.store,
-		Queue:  r.queue,
-		Logger: log,
+		Config:   cfg,
+		Left:     engine.Side{Name: cfg.Link.Left.Name, Conn: left},
+		Right:    engine.Side{Name: cfg.Link.Right.Name, Conn: right},
+		Store:    r.store,
+		Queue:    r.queue,
+		Logger:   log,
+		Observer: r.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -92,16 +105,22 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 			log.Warn("map has a validation problem and cannot run", "map", v.Name, "problem", p)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Engine.Listen)
+	r.Metrics.Watch(r.Engine)
+	ln, err := listen(cfg.Engine)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s (engine.listen): %w", cfg.Engine.Listen, err)
+		return nil, err
 	}
 	r.Addr = ln.Addr().String()
+	r.URL = "http://" + r.Addr
+	if cfg.Engine.TLS() {
+		r.URL = "https://" + r.Addr
+	}
 	if err := r.Engine.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	r.srv = &http.Server{Handler: api.New(r.Engine, api.Options{Logger: log, Version: Version}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	authn := auth.New(auth.Options{Tokens: r.Tokens, Secure: cfg.Engine.TLS(), Logger: log})
+	r.srv = &http.Server{Handler: handler(r.Engine, r.Metrics, authn, log), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		err := r.srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -109,7 +128,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 		}
 		r.done <- err
 	}()
-	log.Info("engine started", "link", cfg.Link.Name, "api", "http://"+r.Addr)
+	log.Info("engine started", "link", cfg.Link.Name, "api", r.URL,
+		"token", auth.TokenPath(cfg.Engine.DataDir, auth.Operator))
 	ok = true
 	return r, nil
 }
@@ -122,8 +142,13 @@ func mustViews(ctx context.Context, e *engine.Engine) []engine.MapView {
 // Done reports the API server's end.
 func (r *Running) Done() <-chan error { return r.done }
 
-// Close stops the API, then the engine (which saves its progress), then
-// closes the queue, the store and the connectors. It is idempotent.
+// ShutdownGrace is how long Close lets the engine finish the transactions
+// in flight and save positions before it cancels them.
+const ShutdownGrace = 10 * time.Second
+
+// Close stops the API, then the engine softly (it finishes the
+// transactions in flight and saves positions, for at most ShutdownGrace),
+// then closes the queue, the store and the connectors. It is idempotent.
 func (r *Running) Close() {
 	if r.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -132,7 +157,9 @@ func (r *Running) Close() {
 		r.srv = nil
 	}
 	if r.Engine != nil {
-		r.Engine.Shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+		r.Engine.ShutdownSoftly(ctx)
+		cancel()
 		r.Engine = nil
 	}
 	if r.queue != nil {
