@@ -120,9 +120,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 		return nil, err
 	}
 	authn := auth.New(auth.Options{Tokens: r.Tokens, Secure: cfg.Engine.TLS(), Logger: log})
-	r.srv = &http.Server{Handler: handler(r.Engine, r.Metrics, authn, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler(r.Engine, r.Metrics, authn, log), ReadHeaderTimeout: 10 * time.Second}
+	r.srv = srv
 	go func() {
-		err := r.srv.Serve(ln)
+		err := srv.Serve(ln) // not r.srv: Close clears it
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
