@@ -732,6 +732,10 @@ func (e *Engine) startFailed(ctx context.Context, ms *mapState, failures int, er
 	}()
 }
 
+// captureOpenTimeout bounds the wait for a side's capture to (re)open when
+// a map starts.
+const captureOpenTimeout = 10 * time.Second
+
 // startFailuresHint is the number of failed starts in a row after which
 // the activity log suggests skipping the initial sync.
 const startFailuresHint = 3
@@ -746,7 +750,16 @@ func (e *Engine) bringUp(ctx context.Context, ms *mapState) error {
 	// queue) before the initial sync reads anything, so no change falls
 	// between the snapshot and the stream.
 	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
-		if err := e.reconfigure(ctx, s); err != nil {
+		// A capture loop that keeps failing to open does not take the
+		// request; bound the wait, so the attempt fails, is counted and
+		// shown, and is tried again.
+		rctx, cancel := context.WithTimeout(ctx, captureOpenTimeout)
+		err := e.reconfigure(rctx, s)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("capture did not open within %s; the engine log says why", captureOpenTimeout)
+			}
 			return fmt.Errorf("start capture on %s: %w", e.sideName(s), err)
 		}
 	}
