@@ -142,7 +142,8 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch, or use `dualwrite maps list --config %s`. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, cfgPath)
+	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN)
+	fmt.Fprintf(out, "From another terminal, the maps commands find the engine and its access token through the configuration:\n\n  export DUALWRITE_CONFIG=%s\n  dualwrite maps list\n", cfgPath)
 	select {
 	case <-ctx.Done():
 		return nil
