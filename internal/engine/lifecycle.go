@@ -86,6 +86,8 @@ func (e *Engine) abortStart(ctx context.Context, ms *mapState) error {
 		return nil
 	}
 	cancel()
+	// Invariant: Stop returns only once the worker has let go of the map,
+	// so an aborted initial sync or catch-up cannot make it Running.
 	select {
 	case <-busy:
 		return nil
