@@ -185,15 +185,17 @@ func Serve(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	// Problems of the link or the engine settings stop everything; a map's
 	// own problems only keep that map from running.
-	global := 0
+	var global []config.Issue
 	for _, is := range cfg.Validate() {
 		if is.Map == "" {
-			global++
+			global = append(global, is)
 			log.Error("configuration problem", "problem", is.String())
 		}
 	}
-	if global > 0 {
-		return problem.New(problem.ConfigInvalid, "%s has %d problems; `dualwrite validate %s` lists them", path, global, path)
+	if len(global) > 0 {
+		// The first problem's own code, so that e.g. a listen address
+		// refused for want of TLS is DW2310 and not a generic DW1002.
+		return problem.New(global[0].Code, "cannot start: %s (%d problems in all; `dualwrite validate %s` lists them)", global[0].String(), len(global), path)
 	}
 	r, err := Start(ctx, cfg, log)
 	if err != nil {
