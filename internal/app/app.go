@@ -189,13 +189,25 @@ func Serve(ctx context.Context, path string, log *slog.Logger) error {
 	for _, is := range cfg.Validate() {
 		if is.Map == "" {
 			global = append(global, is)
-			log.Error("configuration problem", "problem", is.String())
 		}
 	}
 	if len(global) > 0 {
-		// The first problem's own code, so that e.g. a listen address
-		// refused for want of TLS is DW2310 and not a generic DW1002.
-		return problem.New(global[0].Code, "cannot start: %s (%d problems in all; `dualwrite validate %s` lists them)", global[0].String(), len(global), path)
+		// The first problem is the error, with its own code (a listen
+		// address refused for want of TLS is DW2310, not a generic DW1002);
+		// the others are logged.
+		for _, is := range global[1:] {
+			log.Error("configuration problem", "problem", is.String())
+		}
+		first := global[0]
+		where := first.File
+		if first.Pos.Line > 0 {
+			where += fmt.Sprintf(":%d:%d", first.Pos.Line, first.Pos.Column)
+		}
+		more := ""
+		if len(global) > 1 {
+			more = fmt.Sprintf(" (and %d more problems; `dualwrite validate %s` lists them)", len(global)-1, path)
+		}
+		return problem.New(first.Code, "cannot start: %s: %s: %s%s", where, first.Path, first.Message, more)
 	}
 	r, err := Start(ctx, cfg, log)
 	if err != nil {
