@@ -119,7 +119,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 		ln.Close()
 		return nil, err
 	}
-	authn := auth.New(auth.Options{Tokens: r.Tokens, Secure: cfg.Engine.TLS(), Logger: log})
+	authn := auth.New(auth.Options{Tokens: r.Tokens, Secure: cfg.Engine.TLS(), TrustedOrigins: cfg.Engine.TrustedOrigins, Logger: log})
 	srv := &http.Server{Handler: handler(r.Engine, r.Metrics, authn, log), ReadHeaderTimeout: 10 * time.Second}
 	r.srv = srv
 	go func() {
