@@ -8,15 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"time"
 
-	"github.com/dualwrite/dualwrite/internal/api"
+	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/metrics"
 	"github.com/dualwrite/dualwrite/internal/ownership"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/queue"
@@ -30,8 +30,13 @@ var Version = "dev"
 type Running struct {
 	Config *config.Config
 	Engine *engine.Engine
-	// Addr is the address the API listens on.
+	// Addr is the address the API listens on; URL is its base URL.
 	Addr string
+	URL  string
+	// Tokens are the access tokens, read from (or created in) data_dir.
+	Tokens auth.Tokens
+	// Metrics is the registry behind /metrics.
+	Metrics *metrics.Metrics
 
 	log   *slog.Logger
 	lock  *store.DirLock
@@ -48,6 +53,10 @@ type Running struct {
 // Start takes the data_dir's lock, opens everything the configuration
 // describes and starts the engine and the API. Close takes it all down.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running, error) {
+	// An insecure listen is refused before anything is created.
+	if err := checkListen(cfg.Engine); err != nil {
+		return nil, err
+	}
 	// Invariant: one engine per data_dir; the lock comes before anything
 	// else is opened.
 	lock, err := store.LockDir(cfg.Engine.DataDir)
@@ -72,6 +81,9 @@ func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock
 			r.Close()
 		}
 	}()
+	if err := checkListen(cfg.Engine); err != nil {
+		return nil, err
+	}
 	left, err := OpenSide(ctx, cfg, cfg.Link.Left, log)
 	if err != nil {
 		return nil, err
@@ -83,6 +95,9 @@ func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock
 	}
 	r.conns = append(r.conns, right)
 	if r.store, err = store.Open(ctx, cfg.Engine.DataDir, nil); err != nil {
+		return nil, err
+	}
+	if r.Tokens, err = auth.LoadOrCreate(cfg.Engine.DataDir); err != nil {
 		return nil, err
 	}
 	link := linkOf(cfg, r.store, left, right)
@@ -99,13 +114,15 @@ func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock
 	if err != nil {
 		return nil, fmt.Errorf("open durable queue: %w", err)
 	}
+	r.Metrics = metrics.New(metrics.Options{Version: Version})
 	r.Engine, err = engine.New(ctx, engine.Options{
-		Config: cfg,
-		Left:   engine.Side{Name: cfg.Link.Left.Name, Conn: left},
-		Right:  engine.Side{Name: cfg.Link.Right.Name, Conn: right},
-		Store:  r.store,
-		Queue:  r.queue,
-		Logger: log,
+		Config:   cfg,
+		Left:     engine.Side{Name: cfg.Link.Left.Name, Conn: left},
+		Right:    engine.Side{Name: cfg.Link.Right.Name, Conn: right},
+		Store:    r.store,
+		Queue:    r.queue,
+		Logger:   log,
+		Observer: r.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -115,25 +132,33 @@ func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock
 			log.Warn("map has a validation problem and cannot run", "map", v.Name, "problem", p)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Engine.Listen)
+	r.Metrics.Watch(r.Engine)
+	ln, err := listen(cfg.Engine)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s (engine.listen): %w", cfg.Engine.Listen, err)
+		return nil, err
 	}
 	r.Addr = ln.Addr().String()
+	r.URL = "http://" + r.Addr
+	if cfg.Engine.TLS() {
+		r.URL = "https://" + r.Addr
+	}
 	if err := r.Engine.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	r.srv = &http.Server{Handler: api.New(r.Engine, api.Options{Logger: log, Version: Version}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	authn := auth.New(auth.Options{Tokens: r.Tokens, Secure: cfg.Engine.TLS(), TrustedOrigins: cfg.Engine.TrustedOrigins, Logger: log})
+	srv := &http.Server{Handler: handler(r.Engine, r.Metrics, authn, log), ReadHeaderTimeout: 10 * time.Second}
+	r.srv = srv
 	go func() {
-		err := r.srv.Serve(ln)
+		err := srv.Serve(ln) // not r.srv: Close clears it
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
 		r.done <- err
 	}()
 	r.watchOwnership(context.WithoutCancel(ctx), link)
-	log.Info("engine started", "link", cfg.Link.Name, "api", "http://"+r.Addr)
+	log.Info("engine started", "link", cfg.Link.Name, "api", r.URL,
+		"token", auth.TokenPath(cfg.Engine.DataDir, auth.Operator))
 	ok = true
 	return r, nil
 }
@@ -146,8 +171,13 @@ func mustViews(ctx context.Context, e *engine.Engine) []engine.MapView {
 // Done reports the API server's end.
 func (r *Running) Done() <-chan error { return r.done }
 
-// Close stops the API, then the engine (which saves its progress), then
-// closes the queue, the store and the connectors. It is idempotent.
+// ShutdownGrace is how long Close lets the engine finish the transactions
+// in flight and save positions before it cancels them.
+const ShutdownGrace = 10 * time.Second
+
+// Close stops the API, then the engine softly (it finishes the
+// transactions in flight and saves positions, for at most ShutdownGrace),
+// then closes the queue, the store and the connectors. It is idempotent.
 func (r *Running) Close() {
 	if r.stopWatch != nil {
 		r.stopWatch()
@@ -161,7 +191,9 @@ func (r *Running) Close() {
 		r.srv = nil
 	}
 	if r.Engine != nil {
-		r.Engine.Shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+		r.Engine.ShutdownSoftly(ctx)
+		cancel()
 		r.Engine = nil
 	}
 	if r.queue != nil {
@@ -188,15 +220,29 @@ func Serve(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	// Problems of the link or the engine settings stop everything; a map's
 	// own problems only keep that map from running.
-	global := 0
+	var global []config.Issue
 	for _, is := range cfg.Validate() {
 		if is.Map == "" {
-			global++
-			log.Error("configuration problem", "problem", is.String())
+			global = append(global, is)
 		}
 	}
-	if global > 0 {
-		return problem.New(problem.ConfigInvalid, "%s has %d problems; `dualwrite validate %s` lists them", path, global, path)
+	if len(global) > 0 {
+		// The first problem is the error, with its own code (a listen
+		// address refused for want of TLS is DW2310, not a generic DW1002);
+		// the others are logged.
+		for _, is := range global[1:] {
+			log.Error("configuration problem", "problem", is.String())
+		}
+		first := global[0]
+		where := first.File
+		if first.Pos.Line > 0 {
+			where += fmt.Sprintf(":%d:%d", first.Pos.Line, first.Pos.Column)
+		}
+		more := ""
+		if len(global) > 1 {
+			more = fmt.Sprintf(" (and %d more problems; `dualwrite validate %s` lists them)", len(global)-1, path)
+		}
+		return problem.New(first.Code, "cannot start: %s: %s: %s%s", where, first.Path, first.Message, more)
 	}
 	r, err := Start(ctx, cfg, log)
 	if err != nil {

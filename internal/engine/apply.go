@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/plan"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/store"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // planned is what one source change turns into.
@@ -170,8 +170,12 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			keep[pr.Target] = true // one-way columns always flow
 			continue
 		}
-		if !changed[pr.Index] || !rule.Wins(sh.Cols[pr.Index]) {
-			continue // unchanged here, or a newer change on the other side won
+		if !changed[pr.Index] {
+			continue // unchanged here
+		}
+		if !rule.Wins(sh.Cols[pr.Index]) {
+			e.conflictResolved(ms, from, to) // a newer change on the other side won
+			continue
 		}
 		keep[pr.Target] = true
 		win := &stamp{At: rule.At, Side: int(from), Vals: change.Row{}}
@@ -234,6 +238,7 @@ func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side
 	p.keys = [2]change.Row{}
 	p.keys[from], p.keys[to] = skey, tkey
 	if !rule.Wins(sh.Row) {
+		e.conflictResolved(ms, from, from.Other())
 		// A newer write on the other side keeps the record alive; the
 		// reconciliation puts it back here.
 		p.skipped = true
@@ -671,22 +676,8 @@ func encodeKey(vals []any) (string, error) {
 	return string(b), err
 }
 
-// keyText renders a canonical key for people: (usmf, US-001).
-func keyText(key string) string {
-	vals, err := decodeKey(key)
-	if err != nil {
-		return key
-	}
-	parts := make([]string, len(vals))
-	for i, v := range vals {
-		if t, ok := v.(time.Time); ok {
-			parts[i] = t.Format(time.RFC3339Nano)
-			continue
-		}
-		parts[i] = fmt.Sprint(v)
-	}
-	return "(" + strings.Join(parts, ", ") + ")"
-}
+// keyText renders a canonical key for people: usmf / US-001.
+func keyText(key string) string { return wire.KeyText(key) }
 
 func decodeKey(s string) ([]any, error) {
 	var parts []json.RawMessage
@@ -702,4 +693,12 @@ func decodeKey(s string) ([]any, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// conflictResolved reports a key changed on both sides that the conflict
+// rule settled for side winner.
+func (e *Engine) conflictResolved(ms *mapState, from, winner mapping.Side) {
+	if e.obs != nil {
+		e.obs.ConflictResolved(ms.name, e.direction(from), e.sideName(winner))
+	}
 }

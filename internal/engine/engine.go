@@ -52,6 +52,9 @@ type Options struct {
 	Queue       Queue
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Observer is told of each apply and conflict resolved (the metrics).
+	// Nil tells no one.
+	Observer Observer
 }
 
 // Engine runs one link.
@@ -62,6 +65,7 @@ type Engine struct {
 	queue Queue
 	log   *slog.Logger
 	now   func() time.Time
+	obs   Observer
 
 	maps  map[string]*mapState
 	order []string // every map, in dependency order
@@ -71,7 +75,9 @@ type Engine struct {
 	wake    chan struct{}
 	running atomic.Bool
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// cancelWork stops the init/resume worker alone (ShutdownSoftly).
+	cancelWork context.CancelFunc
+	wg         sync.WaitGroup
 
 	echo [2]atomic.Int64
 	// shadows caches conflict shadows as stored (conflict.go).
@@ -127,6 +133,15 @@ type mapState struct {
 	lastWarning time.Time
 	// att is why the map needs a look beyond its status (stall.go).
 	att attention
+
+	// Guarded by Engine.mu: the worker's hold on the map while it takes it
+	// to Running (abort cancels that work, busy closes when it ends), a
+	// Stop in progress, and the failed attempts in a row.
+	abort         context.CancelFunc
+	busy          chan struct{}
+	stopping      bool
+	startFailures int
+	lastStartErr  string
 }
 
 // New builds an engine: it describes every mapped table, compiles the maps
@@ -138,12 +153,16 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
 	e := &Engine{
 		cfg:   o.Config,
 		store: o.Store,
 		queue: o.Queue,
 		log:   o.Logger,
 		now:   o.Now,
+		obs:   o.Observer,
 		maps:  map[string]*mapState{},
 		wake:  make(chan struct{}, 1),
 
@@ -279,10 +298,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	e.signal()
+	workCtx, cancelWork := context.WithCancel(ctx)
+	e.cancelWork = cancelWork
 	e.wg.Add(4)
 	go func() {
 		defer e.wg.Done()
-		e.runWorker(ctx)
+		e.runWorker(workCtx)
 	}()
 	go func() { // hook (stall.go): stalls shown and logged, maps stopped on request
 		defer e.wg.Done()
@@ -308,6 +329,33 @@ func (e *Engine) Shutdown() {
 	}
 	e.cancel()
 	e.wg.Wait()
+}
+
+// ShutdownSoftly stops the engine softly, then hard. First the initial
+// syncs and catch-ups stop (each saves its progress; the chunk in flight
+// is rolled back and redone at the next start, idempotently). Then each
+// side's capture loop is asked to finish the transactions it is handling:
+// it applies or queues them, records and acknowledges their position, and
+// answers. Then Shutdown cancels everything left. When ctx ends before the
+// sides have answered, Shutdown cancels at once: nothing is lost, the
+// transactions in flight are rolled back and delivered again at restart.
+func (e *Engine) ShutdownSoftly(ctx context.Context) {
+	if !e.running.Load() {
+		return
+	}
+	e.cancelWork()
+	var wg sync.WaitGroup
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.reconfigure(ctx, s); err != nil && ctx.Err() == nil {
+				e.log.Warn("soft stop of capture failed", "side", e.sideName(s), "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	e.Shutdown()
 }
 
 func (e *Engine) signal() {
@@ -378,7 +426,7 @@ func (e *Engine) Run(ctx context.Context, name string, o RunOptions) (ActionResu
 	}
 	actor := actorOr(o.Actor)
 	related := e.related(name, func(st Status) bool { return st == Running || st == Initializing || st == Resuming })
-	if _, err := next(name, e.statusOf(ms), ActionRun); err != nil {
+	if _, err := Next(name, e.statusOf(ms), ActionRun); err != nil {
 		return ActionResult{}, err
 	}
 	if len(ms.problems) > 0 {
@@ -423,7 +471,7 @@ func (e *Engine) startRun(ctx context.Context, ms *mapState, o RunOptions, actor
 	ms.routeMu.Lock()
 	defer ms.routeMu.Unlock()
 	st := e.statusOf(ms)
-	to, err := next(ms.name, st, ActionRun)
+	to, err := Next(ms.name, st, ActionRun)
 	if err != nil {
 		return err
 	}
@@ -469,7 +517,7 @@ func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor
 	}
 	actor = actorOr(actor)
 	related := e.related(name, func(st Status) bool { return st == Paused })
-	if _, err := next(name, e.statusOf(ms), ActionPause); err != nil {
+	if _, err := Next(name, e.statusOf(ms), ActionPause); err != nil {
 		return ActionResult{}, err
 	}
 	chain := []string{name}
@@ -484,7 +532,7 @@ func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor
 		if st != Running {
 			rs.routeMu.Unlock()
 			if n == name {
-				_, err := next(name, st, ActionPause)
+				_, err := Next(name, st, ActionPause)
 				return ActionResult{}, err
 			}
 			continue
@@ -503,25 +551,48 @@ func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor
 	return res, nil
 }
 
-// Stop stops a Running map: capture of its tables ends, its queue is
-// dropped, and a side that no map uses any more releases its log.
+// Stop stops a map. From Running, capture of its tables ends and its
+// queue is dropped. From Initializing or Resuming it aborts the initial
+// sync or the catch-up first: the worker's context is cancelled and Stop
+// waits for it to let go, so the map cannot reach Running afterwards.
+// Either way a side that no map uses any more releases its log.
 func (e *Engine) Stop(ctx context.Context, name string, actor string) (ActionResult, error) {
 	ms, err := e.lookupMap(name)
 	if err != nil {
 		return ActionResult{}, err
 	}
 	actor = actorOr(actor)
-	ms.routeMu.Lock()
 	st := e.statusOf(ms)
-	if _, err := next(name, st, ActionStop); err != nil {
+	if _, err := Next(name, st, ActionStop); err != nil {
+		return ActionResult{}, err
+	}
+	if st == Initializing || st == Resuming {
+		if err := e.abortStart(ctx, ms); err != nil {
+			return ActionResult{}, err
+		}
+		defer func() {
+			e.mu.Lock()
+			ms.stopping = false
+			e.mu.Unlock()
+		}()
+	}
+	ms.routeMu.Lock()
+	st = e.statusOf(ms)
+	if _, err := Next(name, st, ActionStop); err != nil {
 		ms.routeMu.Unlock()
 		return ActionResult{}, err
+	}
+	if st != Running {
+		e.activity(ctx, ms.name, actor, "run", fmt.Sprintf("stop: %s aborted", map[Status]string{Initializing: "initial sync", Resuming: "catch-up"}[st]))
 	}
 	err = e.setStatus(ctx, ms, NotRunning, actor)
 	ms.routeMu.Unlock()
 	if err != nil {
 		return ActionResult{}, err
 	}
+	e.mu.Lock()
+	ms.startFailures, ms.lastStartErr = 0, ""
+	e.mu.Unlock()
 	if err := e.queue.Purge(ctx, ms.name); err != nil {
 		e.log.Warn("purge queue failed", "map", name, "err", err)
 	}
@@ -591,12 +662,24 @@ func (e *Engine) activeTables(s mapping.Side) (tables, fullOld []string) {
 func (e *Engine) runWorker(ctx context.Context) {
 	for {
 		e.mu.Lock()
-		var name string
-		if len(e.work) > 0 {
-			name, e.work = e.work[0], e.work[1:]
+		var ms *mapState
+		for ms == nil && len(e.work) > 0 {
+			ms, e.work = e.maps[e.work[0]], e.work[1:]
+			if ms.stopping {
+				ms = nil
+			}
+		}
+		var mctx context.Context
+		var done chan struct{}
+		if ms != nil {
+			// The map's own context, so that Stop can abort this work
+			// without stopping the engine.
+			mctx, ms.abort = context.WithCancel(ctx)
+			done = make(chan struct{})
+			ms.busy = done
 		}
 		e.mu.Unlock()
-		if name == "" {
+		if ms == nil {
 			select {
 			case <-ctx.Done():
 				return
@@ -604,22 +687,29 @@ func (e *Engine) runWorker(ctx context.Context) {
 				continue
 			}
 		}
-		ms := e.maps[name]
-		err := e.bringUp(ctx, ms)
-		e.startFailed(ms, err) // hook (stall.go): a map that cannot come up shows why
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			e.log.Error("map start failed", "map", name, "err", err)
-			e.activity(ctx, name, "engine", "error", err.Error())
-			// Try again later: put it back at the end.
-			time.Sleep(time.Second)
-			e.mu.Lock()
-			e.work = append(e.work, name)
-			e.mu.Unlock()
-			e.signal()
+		err := e.bringUp(mctx, ms)
+		e.noteStart(ms, err) // hook (stall.go): a map that cannot come up shows why
+		aborted := mctx.Err() != nil && ctx.Err() == nil
+		e.mu.Lock()
+		ms.abort()
+		ms.abort, ms.busy = nil, nil
+		failures := 0
+		if err != nil && !aborted && ctx.Err() == nil {
+			ms.startFailures++
+			ms.lastStartErr = err.Error()
+			failures = ms.startFailures
+		} else if err == nil {
+			ms.startFailures, ms.lastStartErr = 0, ""
 		}
+		e.mu.Unlock()
+		close(done)
+		if err == nil || aborted {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		e.startFailed(ctx, ms, failures, err)
 	}
 }
 
@@ -633,7 +723,16 @@ func (e *Engine) bringUp(ctx context.Context, ms *mapState) error {
 	// queue) before the initial sync reads anything, so no change falls
 	// between the snapshot and the stream.
 	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
-		if err := e.reconfigure(ctx, s); err != nil {
+		// A capture loop that keeps failing to open does not take the
+		// request; bound the wait, so the attempt fails, is counted and
+		// shown, and is tried again.
+		rctx, cancel := context.WithTimeout(ctx, captureOpenTimeout)
+		err := e.reconfigure(rctx, s)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("capture did not open within %s; the engine log says why", captureOpenTimeout)
+			}
 			return fmt.Errorf("start capture on %s: %w", e.sideName(s), err)
 		}
 	}

@@ -95,6 +95,7 @@ type shadowSet struct {
 // the control store cannot be reached) are returned, for the caller to
 // retry.
 func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change.Tx, maps []*mapState, stream string, st *streamState) error {
+	start := e.now()
 	maps = slices.Clone(maps)
 	slices.SortFunc(maps, func(a, b *mapState) int { return e.orderIndex(a.name) - e.orderIndex(b.name) })
 	for _, ms := range maps {
@@ -219,6 +220,9 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 	}
 	for ms, n := range appliedByMap {
 		ms.applied[from].Add(n)
+		if e.obs != nil {
+			e.obs.Applied(ms.name, e.direction(from), int(n), e.now().Sub(start))
+		}
 	}
 	if err := e.savePairings(ctx, g, failedItems, returned); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // Visible stalls and engine stops (docs/adr/20261204-visible-stalls.md).
@@ -28,13 +29,10 @@ import (
 // still Running (or Paused...) and resumes by itself. The condition is
 // shown beside it, never hidden behind it.
 
-// Condition kinds.
+// Condition kinds (internal/wire).
 const (
-	// ConditionStalled: the map's stream cannot progress; it clears by
-	// itself when the cause goes.
-	ConditionStalled = "stalled"
-	// ConditionStopped: the engine stopped the map; it needs a person.
-	ConditionStopped = "stopped"
+	ConditionStalled = wire.ConditionStalled
+	ConditionStopped = wire.ConditionStopped
 )
 
 // attentionEvery is how often the watcher looks at every map's condition,
@@ -216,9 +214,9 @@ func causeText(err error) string {
 	return s
 }
 
-// startFailed records why the init/resume worker could not bring a map
+// noteStart records why the init/resume worker could not bring a map
 // up (nil: it came up).
-func (e *Engine) startFailed(ms *mapState, err error) {
+func (e *Engine) noteStart(ms *mapState, err error) {
 	ms.att.mu.Lock()
 	defer ms.att.mu.Unlock()
 	if err == nil {
