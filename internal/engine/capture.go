@@ -80,7 +80,7 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 		if err != nil {
 			e.streamStalled(s.idx, err) // hook (stall.go)
 			answer(err)
-			e.sleep(ctx, &backoff)
+			e.backOff(ctx, s, &backoff, &waiting)
 			continue
 		}
 		e.streamOpening(s.idx) // hook (stall.go): a slow open shows as a stall
@@ -92,7 +92,7 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 			e.log.Error("open capture failed", "side", s.name, "err", err)
 			e.streamStalled(s.idx, err) // hook (stall.go)
 			answer(fmt.Errorf("open capture on %s: %w", s.name, err))
-			e.sleep(ctx, &backoff)
+			e.backOff(ctx, s, &backoff, &waiting)
 			continue
 		}
 		if p, ok := capt.(connector.Positioner); ok && from.IsZero() {
@@ -102,7 +102,7 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 			if err := e.store.SetSidePosition(ctx, s.name, p.Position()); err != nil {
 				capt.Close()
 				answer(err)
-				e.sleep(ctx, &backoff)
+				e.backOff(ctx, s, &backoff, &waiting)
 				continue
 			}
 		}
@@ -115,7 +115,7 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 		e.streamClosed(ctx, s.idx, err) // hook (stall.go)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("capture failed; reopening", "side", s.name, "err", err)
-			e.sleep(ctx, &backoff)
+			e.backOff(ctx, s, &backoff, &waiting)
 		}
 	}
 }
@@ -351,6 +351,23 @@ func (e *Engine) release(ctx context.Context, s *sideLoop) {
 	}
 	if err := e.store.ClearSidePosition(ctx, s.name); err != nil {
 		e.log.Warn("clear capture position failed", "side", s.name, "err", err)
+	}
+}
+
+// backOff waits before the capture loop tries again, taking the
+// reconfiguration requests that come meanwhile: a request ends the wait
+// (the loop tries at once with the new table set) and is answered by that
+// attempt, so a side whose capture keeps failing never leaves a caller
+// blocked.
+func (e *Engine) backOff(ctx context.Context, s *sideLoop, backoff *time.Duration, waiting *[]chan error) {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+		*backoff = min(*backoff*2, 5*time.Second)
+	case w := <-s.reconf:
+		*waiting = append(*waiting, w)
 	}
 }
 
