@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"time"
 
+	"github.com/dualwrite/dualwrite/internal/alert"
 	"github.com/dualwrite/dualwrite/internal/api"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
@@ -20,16 +22,20 @@ import (
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/queue"
 	"github.com/dualwrite/dualwrite/internal/store"
+	"github.com/dualwrite/dualwrite/internal/web"
 )
 
 // Version is set at build time.
 var Version = "dev"
 
-// Running is a started link: engine plus API.
+// Running is a started link: engine, alerts, and the HTTP API and web
+// workspace on one listener.
 type Running struct {
 	Config *config.Config
 	Engine *engine.Engine
-	// Addr is the address the API listens on.
+	// Alerts evaluates the maps' alert rules.
+	Alerts *alert.Watcher
+	// Addr is the address the API and the workspace listen on.
 	Addr string
 
 	log   *slog.Logger
@@ -37,6 +43,7 @@ type Running struct {
 	store *store.Store
 	queue *queue.Queue
 	srv   *http.Server
+	ui    *web.Server
 	done  chan error
 }
 
@@ -101,7 +108,29 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 		ln.Close()
 		return nil, err
 	}
-	r.srv = &http.Server{Handler: api.New(r.Engine, api.Options{Logger: log, Version: Version}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	base := "http://" + r.Addr
+	r.Alerts, err = alert.New(ctx, alert.Options{
+		Config: cfg,
+		Engine: r.Engine,
+		Store:  r.store,
+		MapURL: func(name string) string { return base + "/maps/" + url.PathEscape(name) },
+		Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	r.Alerts.Start(context.WithoutCancel(ctx))
+	r.ui, err = web.New(web.Options{Config: cfg, Engine: r.Engine, Alerts: r.Alerts, Logger: log, Version: Version})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	r.ui.Start(context.WithoutCancel(ctx))
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api.New(r.Engine, api.Options{Logger: log, Version: Version}).Handler())
+	mux.Handle("/", r.ui.Handler())
+	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		err := r.srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -109,7 +138,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 		}
 		r.done <- err
 	}()
-	log.Info("engine started", "link", cfg.Link.Name, "api", "http://"+r.Addr)
+	log.Info("engine started", "link", cfg.Link.Name, "workspace", base+"/", "api", base+"/api/v1")
 	ok = true
 	return r, nil
 }
@@ -122,7 +151,7 @@ func mustViews(ctx context.Context, e *engine.Engine) []engine.MapView {
 // Done reports the API server's end.
 func (r *Running) Done() <-chan error { return r.done }
 
-// Close stops the API, then the engine (which saves its progress), then
+// Close stops the API and the workspace, the alerts, then the engine (which saves its progress), then
 // closes the queue, the store and the connectors. It is idempotent.
 func (r *Running) Close() {
 	if r.srv != nil {
@@ -130,6 +159,14 @@ func (r *Running) Close() {
 		_ = r.srv.Shutdown(ctx)
 		cancel()
 		r.srv = nil
+	}
+	if r.ui != nil {
+		r.ui.Stop()
+		r.ui = nil
+	}
+	if r.Alerts != nil {
+		r.Alerts.Stop()
+		r.Alerts = nil
 	}
 	if r.Engine != nil {
 		r.Engine.Shutdown()

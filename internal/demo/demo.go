@@ -116,7 +116,7 @@ func Run(ctx context.Context, o Options) error {
 	defer r.Close()
 	t.api = "http://" + r.Addr
 	t.eng = r.Engine
-	fmt.Fprintf(out, "Engine API on %s (configuration %s)\n\n", t.api, cfgPath)
+	fmt.Fprintf(out, "Workspace: %s/ (open it in a browser)\nEngine API on %s (configuration %s)\n\n", t.api, t.api, cfgPath)
 
 	if err := t.run(ctx); err != nil {
 		return err
@@ -140,7 +140,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch, or use `dualwrite maps list --server %s`. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, t.api)
+	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch in the workspace at %s/, or use `dualwrite maps list --server %s`. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, t.api, t.api)
 	select {
 	case <-ctx.Done():
 		return nil

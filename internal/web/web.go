@@ -1,0 +1,231 @@
+// Package web is the operator's workspace: server-rendered HTML pages over
+// the engine, in the manner of the dual-write workspace. The table maps
+// list with each map's status and the actions its status allows, the run
+// dialog (related maps, master per map, order, initial sync), and a page
+// per map with tabs: initial sync details, catch-up errors, activity log,
+// alert settings, queue, and columns and lookups.
+//
+// Pages are Go templates; htmx (embedded, no build step) refreshes the
+// live parts by polling small fragments. Every action is a plain HTML form
+// that works without script, so the workspace is usable from the keyboard
+// and with scripts off.
+package web
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/dualwrite/dualwrite/internal/alert"
+	"github.com/dualwrite/dualwrite/internal/config"
+	"github.com/dualwrite/dualwrite/internal/engine"
+)
+
+// htmxVersion is the embedded htmx release (static/README.md).
+const htmxVersion = "4.0.1"
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Engine is what the workspace reads and acts on: the same views and
+// actions as the HTTP API.
+type Engine interface {
+	Maps(ctx context.Context) ([]engine.MapView, error)
+	Map(ctx context.Context, name string) (engine.MapView, error)
+	Run(ctx context.Context, name string, o engine.RunOptions) (engine.ActionResult, error)
+	Pause(ctx context.Context, name string, withRelated bool, actor string) (engine.ActionResult, error)
+	Stop(ctx context.Context, name string, actor string) (engine.ActionResult, error)
+	InitErrors(ctx context.Context, name string) ([]engine.RowError, error)
+	Rerun(ctx context.Context, name string, actor string) (engine.RetryResult, error)
+	CatchUpErrors(ctx context.Context, name string) ([]engine.RowError, error)
+	Retry(ctx context.Context, name string, ids []int64, actor string) (engine.RetryResult, error)
+	Discard(ctx context.Context, name string, ids []int64, actor string) (int, error)
+	Activity(ctx context.Context, name string, limit int) ([]engine.Activity, error)
+}
+
+// Alerts is what the alert settings tab needs (internal/alert implements
+// it).
+type Alerts interface {
+	Rules(name string) []alert.RuleStatus
+	SetRules(ctx context.Context, name, actor string, rules []config.AlertRule) error
+	Channels() []string
+}
+
+// Options configure a Server.
+type Options struct {
+	Config *config.Config
+	Engine Engine
+	// Alerts backs the alert settings tab; nil shows the configured rules
+	// read-only.
+	Alerts Alerts
+	Logger *slog.Logger
+	// Version is shown in the footer.
+	Version string
+	// SampleEvery is how often the lag history behind the sparklines is
+	// sampled. Default 2s.
+	SampleEvery time.Duration
+	Now         func() time.Time
+}
+
+// Server serves the workspace.
+type Server struct {
+	o     Options
+	log   *slog.Logger
+	pages map[string]*template.Template
+	mux   *http.ServeMux
+	lag   *lagHistory
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Server; Start begins the lag sampling.
+func New(o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.SampleEvery <= 0 {
+		o.SampleEvery = 2 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o, log: o.Logger, mux: http.NewServeMux(), lag: newLagHistory(60)}
+	if err := s.parseTemplates(); err != nil {
+		return nil, err
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the workspace's handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Start samples every map's lag until Stop, for the sparklines.
+func (s *Server) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.o.SampleEvery)
+		defer t.Stop()
+		for {
+			s.sample(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// Stop ends the sampling and waits for it. It is idempotent.
+func (s *Server) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+		s.wg.Wait()
+		s.cancel = nil
+	}
+}
+
+func (s *Server) sample(ctx context.Context) {
+	views, err := s.o.Engine.Maps(ctx)
+	if err != nil {
+		return
+	}
+	for _, v := range views {
+		s.lag.add(v.Name, maxLagSeconds(v))
+	}
+}
+
+func (s *Server) routes() {
+	static, _ := fs.Sub(staticFS, "static")
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	s.mux.HandleFunc("GET /{$}", s.listPage)
+	s.mux.HandleFunc("GET /fragments/maps", s.listRows)
+	const m = "/maps/{name}"
+	s.mux.HandleFunc("GET "+m, s.mapPage)
+	s.mux.HandleFunc("GET "+m+"/fragments/header", s.mapHeader)
+	s.mux.HandleFunc("GET "+m+"/run", s.runDialog)
+	s.mux.HandleFunc("POST "+m+"/run", s.runPost)
+	s.mux.HandleFunc("POST "+m+"/pause", s.pausePost)
+	s.mux.HandleFunc("POST "+m+"/stop", s.stopPost)
+	s.mux.HandleFunc("POST "+m+"/rerun", s.rerunPost)
+	s.mux.HandleFunc("POST "+m+"/full-rerun", s.fullRerunPost)
+	s.mux.HandleFunc("POST "+m+"/catchup", s.catchUpPost)
+	s.mux.HandleFunc("POST "+m+"/alerts", s.alertsPost)
+	s.mux.HandleFunc("GET "+m+"/activity.csv", s.activityCSV)
+	s.mux.HandleFunc("GET "+m+"/activity.json", s.activityJSON)
+}
+
+func cacheStatic(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// actor is who the activity log records for an action taken in the
+// workspace.
+func actor(r *http.Request) string {
+	return "web"
+}
+
+// fail answers a request that could not be served with a page saying why.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	if status >= 500 {
+		s.log.Error("web request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	w.WriteHeader(status)
+	s.render(w, r, "error", pageData{Title: "Error", Error: err.Error()})
+}
+
+// render executes a page or fragment template.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data any) {
+	t, ok := s.pages[name]
+	if !ok {
+		http.Error(w, "no template "+name, http.StatusInternalServerError)
+		return
+	}
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if err := t.ExecuteTemplate(w, name, data); err != nil {
+		s.log.Error("render template", "template", name, "path", r.URL.Path, "err", err)
+	}
+}
+
+func (s *Server) parseTemplates() error {
+	base, err := template.New("base").Funcs(s.funcs()).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
+	if err != nil {
+		return fmt.Errorf("parse workspace templates: %w", err)
+	}
+	s.pages = map[string]*template.Template{}
+	for _, p := range []string{"list", "map", "run", "error"} {
+		t, err := base.Clone()
+		if err != nil {
+			return err
+		}
+		if _, err := t.ParseFS(templateFS, "templates/"+p+".html"); err != nil {
+			return fmt.Errorf("parse workspace template %s: %w", p, err)
+		}
+		s.pages[p] = t
+	}
+	// Fragments are defined in parts.html and rendered on their own.
+	for _, f := range []string{"rows", "header"} {
+		s.pages[f] = base
+	}
+	return nil
+}
