@@ -36,7 +36,7 @@ func TestEvaluate(t *testing.T) {
 		{"lag below", rule(config.AlertRule{When: "lag", LagAbove: config.Duration(time.Minute)}), engine.MapView{Lag: lag(30, 0)}, nil, false, "crm lags 30s behind"},
 		{"queue age above share", rule(config.AlertRule{When: "queue_age", RetentionPercent: 50}), engine.MapView{QueueDepth: 4, QueueAgeSec: 13 * 3600}, nil, true, "the oldest of 4 queued changes is 13h0m0s old"},
 		{"empty queue", rule(config.AlertRule{When: "queue_age", RetentionPercent: 50}), engine.MapView{QueueAgeSec: 13 * 3600}, nil, false, ""},
-		{"retained log", rule(config.AlertRule{When: "retained_log", RetainedLogAbove: 1 << 20}), engine.MapView{Lag: lag(0, 3 << 20)}, nil, true, "crm retains 3 MiB of log"},
+		{"retained log", rule(config.AlertRule{When: "retained_log", RetainedLogAbove: 1 << 20}), engine.MapView{Lag: lag(0, 3<<20)}, nil, true, "crm retains 3 MiB of log"},
 		{"stream failing long enough", rule(config.AlertRule{When: "stream", StalledAfter: config.Duration(time.Minute)}), engine.MapView{Status: engine.Resuming},
 			[]engine.Activity{errAt(time.Second), errAt(2 * time.Minute), {Kind: "run", Time: ago(3 * time.Minute)}}, true, "Resuming has been failing for 2m0s"},
 		{"stream failing, then progress", rule(config.AlertRule{When: "stream", StalledAfter: config.Duration(time.Minute)}), engine.MapView{Status: engine.Resuming},
