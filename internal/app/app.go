@@ -16,6 +16,7 @@ import (
 
 	"github.com/dualwrite/dualwrite/internal/alert"
 	"github.com/dualwrite/dualwrite/internal/api"
+	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/engine"
@@ -127,9 +128,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 		return nil, err
 	}
 	r.ui.Start(context.WithoutCancel(ctx))
+	tokens, err := auth.LoadOrCreate(cfg.Engine.DataDir)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	authn := auth.New(auth.Options{Tokens: tokens, Logger: log})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.New(r.Engine, api.Options{Logger: log, Version: Version}).Handler())
-	mux.Handle("/", r.ui.Handler())
+	// The workspace (and /login, /logout) is behind the tokens.
+	mux.Handle("/", authn.Wrap(r.ui.Handler()))
 	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		err := r.srv.Serve(ln)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/dualwrite/dualwrite/internal/api"
 	"github.com/dualwrite/dualwrite/internal/app"
+	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/engine"
 )
@@ -116,7 +117,8 @@ func Run(ctx context.Context, o Options) error {
 	defer r.Close()
 	t.api = "http://" + r.Addr
 	t.eng = r.Engine
-	fmt.Fprintf(out, "Workspace: %s/ (open it in a browser)\nEngine API on %s (configuration %s)\n\n", t.api, t.api, cfgPath)
+	fmt.Fprintf(out, "Workspace: %s/ (open it in a browser; sign in with the token in %s)\nEngine API on %s (configuration %s)\n\n",
+		t.api, auth.TokenPath(cfg.Engine.DataDir, auth.Operator), t.api, cfgPath)
 
 	if err := t.run(ctx); err != nil {
 		return err

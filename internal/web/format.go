@@ -35,6 +35,7 @@ func (s *Server) funcs() template.FuncMap {
 		"dur":       func(d config.Duration) string { return d.String() },
 		"htmx":      func() string { return htmxVersion },
 		"ruleRow":   newRuleRow,
+		"actions":   func(v engine.MapView, d pageData) actionsData { return actionsData{V: v, P: d} },
 		"emptyRule": func() config.AlertRule { return config.AlertRule{} },
 	}
 }
@@ -152,4 +153,10 @@ type ruleRow struct {
 
 func newRuleRow(d pageData, i int, r config.AlertRule, firing bool, detail string) ruleRow {
 	return ruleRow{D: d, I: i, Rule: r, Firing: firing, Detail: detail, New: i == len(d.Rules)}
+}
+
+// actionsData is a map with the page it is shown on, for its action forms.
+type actionsData struct {
+	V engine.MapView
+	P pageData
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/alert"
+	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/engine"
 )
@@ -18,6 +19,12 @@ type pageData struct {
 	Error   string
 	Left    string // side names
 	Right   string
+	// CSRF goes into every form of a page served to a session; Who names
+	// the signed-in role; CanAct is false for the viewer role, which sees
+	// no action buttons (the server refuses its actions anyway).
+	CSRF   string
+	Who    string
+	CanAct bool
 
 	Maps []engine.MapView // the list page
 	Map  engine.MapView   // the map page and run dialog
@@ -66,14 +73,21 @@ type queueView struct {
 }
 
 func (s *Server) base(r *http.Request, title string) pageData {
-	return pageData{
+	d := pageData{
 		Title:   title,
 		Version: s.o.Version,
 		Flash:   r.URL.Query().Get("msg"),
 		Error:   r.URL.Query().Get("err"),
 		Left:    s.o.Config.Link.Left.Name,
 		Right:   s.o.Config.Link.Right.Name,
+		CSRF:    auth.CSRFToken(r.Context()),
+		CanAct:  true,
 	}
+	if id, ok := auth.FromContext(r.Context()); ok {
+		d.Who = string(id.Role)
+		d.CanAct = id.CanAct()
+	}
+	return d
 }
 
 func (s *Server) listPage(w http.ResponseWriter, r *http.Request) {

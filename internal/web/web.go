@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/alert"
+	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/engine"
 )
@@ -176,8 +177,12 @@ func cacheStatic(h http.Handler) http.Handler {
 }
 
 // actor is who the activity log records for an action taken in the
-// workspace.
+// workspace: the signed-in token, or "web" when served without
+// authentication (tests of this package).
 func actor(r *http.Request) string {
+	if id, ok := auth.FromContext(r.Context()); ok {
+		return id.Actor()
+	}
 	return "web"
 }
 
