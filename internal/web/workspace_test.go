@@ -291,7 +291,10 @@ func TestWorkspaceRetriesAndDiscardsCatchUpErrors(t *testing.T) {
 	w.eventually("queued", func() (bool, string) { v := w.view("customers"); return v.QueueDepth >= 1, fmt.Sprint(v.QueueDepth) })
 	w.api("POST", "/api/v1/maps/customers/run", map[string]any{}, nil)
 	w.waitStatus("customers", "Running")
-	w.eventually("two catch-up errors", func() (bool, string) { v := w.view("customers"); return v.CatchUpErrors == 2, fmt.Sprint(v.CatchUpErrors) })
+	w.eventually("two catch-up errors", func() (bool, string) {
+		v := w.view("customers")
+		return v.CatchUpErrors == 2, fmt.Sprint(v.CatchUpErrors)
+	})
 	var list struct{ Errors []struct{ ID int64 } }
 	w.api("GET", "/api/v1/maps/customers/catchup-errors", nil, &list)
 
