@@ -105,7 +105,7 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listRows(w http.ResponseWriter, r *http.Request) {
 	maps, err := s.o.Engine.Maps(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
+		s.fragmentFailed(w, r, err)
 		return
 	}
 	d := s.base(r, "")
@@ -113,10 +113,18 @@ func (s *Server) listRows(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "rows", d)
 }
 
+// fragmentFailed answers a poll that could not be served with 204, which
+// htmx does not swap: the page keeps its last state instead of an error
+// page inside a table, and the next poll tries again.
+func (s *Server) fragmentFailed(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Warn("web fragment failed", "path", r.URL.Path, "err", err)
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) mapHeader(w http.ResponseWriter, r *http.Request) {
 	v, err := s.o.Engine.Map(r.Context(), r.PathValue("name"))
 	if err != nil {
-		s.fail(w, r, err)
+		s.fragmentFailed(w, r, err)
 		return
 	}
 	d := s.base(r, "")

@@ -75,6 +75,40 @@ func TestWorkspaceRefusesWithoutTokenAndSignsIn(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "DW2302") {
 		t.Fatalf("cross-origin POST with a session: %d %s; want 403 DW2302", resp.StatusCode, body)
 	}
+	// The viewer token reads but cannot act, and its pages offer no action.
+	viewerTok, err := os.ReadFile(filepath.Join(w.dir, "state", "viewer.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlogin, err := noFollow.PostForm(w.base+"/login", url.Values{"token": {strings.TrimSpace(string(viewerTok))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlogin.Body.Close()
+	req, _ = http.NewRequest("GET", w.base+"/", nil)
+	req.AddCookie(vlogin.Cookies()[0])
+	resp, err = noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "viewer: read only") || strings.Contains(string(body), `href="/maps/customers/run"`) {
+		t.Fatalf("viewer list page: %d\n%s", resp.StatusCode, body)
+	}
+	req, _ = http.NewRequest("POST", w.base+"/maps/customers/run", strings.NewReader("map=customers&order-customers=1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", w.base)
+	req.AddCookie(vlogin.Cookies()[0])
+	resp, err = noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "DW2301") {
+		t.Fatalf("viewer run: %d %s; want 403 DW2301", resp.StatusCode, body)
+	}
 	if st := w.view("customers").Status; st != string(engine.NotRunning) {
 		t.Fatalf("a refused request changed the map: %s", st)
 	}
