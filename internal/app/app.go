@@ -8,18 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/alert"
-	"github.com/dualwrite/dualwrite/internal/api"
 	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/metrics"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/queue"
 	"github.com/dualwrite/dualwrite/internal/store"
@@ -29,15 +28,21 @@ import (
 // Version is set at build time.
 var Version = "dev"
 
-// Running is a started link: engine, alerts, and the HTTP API and web
+// Running is a started link: engine, alerts, and the API and the web
 // workspace on one listener.
 type Running struct {
 	Config *config.Config
 	Engine *engine.Engine
 	// Alerts evaluates the maps' alert rules.
 	Alerts *alert.Watcher
-	// Addr is the address the API and the workspace listen on.
+	// Addr is the address the API and the workspace listen on; URL is
+	// their base URL.
 	Addr string
+	URL  string
+	// Tokens are the access tokens, read from (or created in) data_dir.
+	Tokens auth.Tokens
+	// Metrics is the registry behind /metrics.
+	Metrics *metrics.Metrics
 
 	log   *slog.Logger
 	conns []connector.Connector
@@ -53,6 +58,9 @@ type Running struct {
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running, error) {
 	if log == nil {
 		log = slog.Default()
+	}
+	if err := checkListen(cfg.Engine); err != nil {
+		return nil, err
 	}
 	r := &Running{Config: cfg, log: log, done: make(chan error, 1)}
 	ok := false
@@ -74,6 +82,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 	if r.store, err = store.Open(ctx, cfg.Engine.DataDir, nil); err != nil {
 		return nil, err
 	}
+	if r.Tokens, err = auth.LoadOrCreate(cfg.Engine.DataDir); err != nil {
+		return nil, err
+	}
 	r.queue, err = queue.Open(ctx, queue.Options{
 		Dir:       filepath.Join(cfg.Engine.DataDir, "queue"),
 		URL:       cfg.Engine.QueueURL,
@@ -84,13 +95,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 	if err != nil {
 		return nil, fmt.Errorf("open durable queue: %w", err)
 	}
+	r.Metrics = metrics.New(metrics.Options{Version: Version})
 	r.Engine, err = engine.New(ctx, engine.Options{
-		Config: cfg,
-		Left:   engine.Side{Name: cfg.Link.Left.Name, Conn: left},
-		Right:  engine.Side{Name: cfg.Link.Right.Name, Conn: right},
-		Store:  r.store,
-		Queue:  r.queue,
-		Logger: log,
+		Config:   cfg,
+		Left:     engine.Side{Name: cfg.Link.Left.Name, Conn: left},
+		Right:    engine.Side{Name: cfg.Link.Right.Name, Conn: right},
+		Store:    r.store,
+		Queue:    r.queue,
+		Logger:   log,
+		Observer: r.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -100,21 +113,25 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 			log.Warn("map has a validation problem and cannot run", "map", v.Name, "problem", p)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Engine.Listen)
+	r.Metrics.Watch(r.Engine)
+	ln, err := listen(cfg.Engine)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s (engine.listen): %w", cfg.Engine.Listen, err)
+		return nil, err
 	}
 	r.Addr = ln.Addr().String()
+	r.URL = "http://" + r.Addr
+	if cfg.Engine.TLS() {
+		r.URL = "https://" + r.Addr
+	}
 	if err := r.Engine.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	base := "http://" + r.Addr
 	r.Alerts, err = alert.New(ctx, alert.Options{
 		Config: cfg,
 		Engine: r.Engine,
 		Store:  r.store,
-		MapURL: func(name string) string { return base + "/maps/" + url.PathEscape(name) },
+		MapURL: func(name string) string { return r.URL + "/maps/" + url.PathEscape(name) },
 		Logger: log,
 	})
 	if err != nil {
@@ -128,25 +145,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 		return nil, err
 	}
 	r.ui.Start(context.WithoutCancel(ctx))
-	tokens, err := auth.LoadOrCreate(cfg.Engine.DataDir)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	authn := auth.New(auth.Options{Tokens: tokens, Logger: log})
-	mux := http.NewServeMux()
-	mux.Handle("/api/", api.New(r.Engine, api.Options{Logger: log, Version: Version}).Handler())
-	// The workspace (and /login, /logout) is behind the tokens.
-	mux.Handle("/", authn.Wrap(r.ui.Handler()))
-	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	authn := auth.New(auth.Options{Tokens: r.Tokens, Secure: cfg.Engine.TLS(), Logger: log})
+	srv := &http.Server{Handler: handler(r.Engine, r.Metrics, authn, r.ui.Handler(), log), ReadHeaderTimeout: 10 * time.Second}
+	r.srv = srv
 	go func() {
-		err := r.srv.Serve(ln)
+		err := srv.Serve(ln) // not r.srv: Close clears it
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
 		r.done <- err
 	}()
-	log.Info("engine started", "link", cfg.Link.Name, "workspace", base+"/", "api", base+"/api/v1")
+	log.Info("engine started", "link", cfg.Link.Name, "workspace", r.URL+"/", "api", r.URL+"/api/v1",
+		"token", auth.TokenPath(cfg.Engine.DataDir, auth.Operator))
 	ok = true
 	return r, nil
 }
@@ -159,8 +169,13 @@ func mustViews(ctx context.Context, e *engine.Engine) []engine.MapView {
 // Done reports the API server's end.
 func (r *Running) Done() <-chan error { return r.done }
 
-// Close stops the API and the workspace, the alerts, then the engine (which saves its progress), then
-// closes the queue, the store and the connectors. It is idempotent.
+// ShutdownGrace is how long Close lets the engine finish the transactions
+// in flight and save positions before it cancels them.
+const ShutdownGrace = 10 * time.Second
+
+// Close stops the API and the workspace, the alerts, then the engine softly (it finishes the
+// transactions in flight and saves positions, for at most ShutdownGrace),
+// then closes the queue, the store and the connectors. It is idempotent.
 func (r *Running) Close() {
 	if r.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -177,7 +192,9 @@ func (r *Running) Close() {
 		r.Alerts = nil
 	}
 	if r.Engine != nil {
-		r.Engine.Shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+		r.Engine.ShutdownSoftly(ctx)
+		cancel()
 		r.Engine = nil
 	}
 	if r.queue != nil {

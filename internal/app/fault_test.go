@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -361,7 +360,7 @@ func (v faultMapView) applied() int64 {
 
 func (f *faultLink) mapView() faultMapView {
 	var v faultMapView
-	resp, err := http.Get(f.p.api + "/api/v1/maps/items")
+	resp, err := f.p.do("GET", "/api/v1/maps/items", nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}

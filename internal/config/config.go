@@ -50,8 +50,20 @@ type Engine struct {
 	// DataDir holds the control store and the durable queue. Default:
 	// ".dualwrite" beside the configuration file.
 	DataDir string `yaml:"data_dir"`
-	// Listen is the HTTP API address. Default "127.0.0.1:7070".
+	// Listen is the address of the HTTP API, the web workspace and the
+	// metrics. Default "127.0.0.1:7070". An address other than loopback
+	// needs TLS (TLSCert and TLSKey) or InsecureListen.
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files of the server's certificate (chain)
+	// and private key. When both are set the engine serves HTTPS. Relative
+	// paths are resolved beside the configuration file.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// InsecureListen allows a non-loopback Listen without TLS, where the
+	// network between the operators and the engine is trusted (or TLS ends
+	// at a proxy in front). Tokens and session cookies then cross it in
+	// clear text. Default false.
+	InsecureListen bool `yaml:"insecure_listen"`
 	// QueueRetention is how long a paused map's queued changes are kept.
 	// Default 24h.
 	QueueRetention Duration `yaml:"queue_retention"`

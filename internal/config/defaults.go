@@ -15,6 +15,12 @@ func (c *Config) ApplyDefaults() {
 		e.DataDir = DefaultDataDir
 	}
 	e.DataDir = c.resolveFile(e.DataDir)
+	if e.TLSCert != "" {
+		e.TLSCert = c.resolveFile(e.TLSCert)
+	}
+	if e.TLSKey != "" {
+		e.TLSKey = c.resolveFile(e.TLSKey)
+	}
 	if e.Listen == "" {
 		e.Listen = DefaultListen
 	}

@@ -438,7 +438,8 @@ func TestFullConfigValues(t *testing.T) {
 	}
 	e := c.Engine
 	if e.DataDir != "/var/lib/dualwrite" || e.Listen != "0.0.0.0:8080" || e.QueueRetention.D() != 48*time.Hour || e.QueueWarnAt.D() != 12*time.Hour ||
-		e.PollInterval.D() != 250*time.Millisecond || e.QueueURL != "nats://127.0.0.1:4222" || e.ChunkSize != 500 || e.RetainedLogWarn != 2147483648 {
+		e.PollInterval.D() != 250*time.Millisecond || e.QueueURL != "nats://127.0.0.1:4222" || e.ChunkSize != 500 || e.RetainedLogWarn != 2147483648 ||
+		e.TLSCert != "/etc/dualwrite/cert.pem" || e.TLSKey != "/etc/dualwrite/key.pem" || !e.TLS() || e.InsecureListen {
 		t.Errorf("engine = %+v", e)
 	}
 	cur := c.MapByName("currencies")

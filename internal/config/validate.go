@@ -103,6 +103,13 @@ func (v *validator) engine() {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add(problem.ConfigInvalid, "", "engine.listen", "listen port %q in %q is not a port number; write e.g. %s:7070", port, e.Listen, host)
 	}
+	if (e.TLSCert == "") != (e.TLSKey == "") {
+		v.add(problem.ConfigInvalid, "", "engine.tls_cert", "tls_cert and tls_key go together: give both PEM files to serve HTTPS, or neither")
+	}
+	if !e.LoopbackListen() && !e.TLS() && !e.InsecureListen {
+		v.add(problem.ListenInsecure, "", "engine.listen",
+			"listen address %q is reachable from other machines but TLS is not configured: tokens would cross the network in clear text; set engine.tls_cert and engine.tls_key, listen on 127.0.0.1, or set engine.insecure_listen: true if the network is trusted", e.Listen)
+	}
 	for _, d := range []struct {
 		name string
 		d    Duration
@@ -124,6 +131,24 @@ func (v *validator) engine() {
 	if e.RetainedLogWarn < 0 {
 		v.add(problem.ConfigInvalid, "", "engine.retained_log_warn", "retained_log_warn is negative (%d); give a size in bytes or remove it for 1 GiB", e.RetainedLogWarn)
 	}
+}
+
+// TLS reports whether the engine serves HTTPS.
+func (e *Engine) TLS() bool { return e.TLSCert != "" && e.TLSKey != "" }
+
+// LoopbackListen reports whether Listen accepts connections from this
+// machine only: a loopback IP or "localhost". An empty host (":7070") or
+// 0.0.0.0 listens on every interface.
+func (e *Engine) LoopbackListen() bool {
+	host, _, err := net.SplitHostPort(e.Listen)
+	if err != nil {
+		return true // reported as malformed elsewhere
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validDirection(d Direction) bool { return d == Both || d == LeftToRight || d == RightToLeft }

@@ -110,6 +110,29 @@ maps: []
 			code: problem.ConfigInvalid, path: "link.right.name", at: at{4, "erp"}, msg: "both sides are named",
 		},
 		{
+			name: "listen on every interface without TLS",
+			src: `link:
+  name: t
+  left: {name: erp, driver: sqlite, dsn: ./a.db}
+  right: {name: crm, driver: sqlite, dsn: ./b.db}
+engine:
+  listen: 0.0.0.0:7070
+`,
+			code: problem.ListenInsecure, path: "engine.listen", at: at{6, "0.0.0.0"}, msg: "TLS is not configured",
+		},
+		{
+			name: "tls cert without key",
+			src: `link:
+  name: t
+  left: {name: erp, driver: sqlite, dsn: ./a.db}
+  right: {name: crm, driver: sqlite, dsn: ./b.db}
+engine:
+  listen: 127.0.0.1:7070
+  tls_cert: cert.pem
+`,
+			code: problem.ConfigInvalid, path: "engine.tls_cert", at: at{7, "cert.pem"}, msg: "tls_cert and tls_key go together",
+		},
+		{
 			name: "bad listen address",
 			src: `link:
   name: t

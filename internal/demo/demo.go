@@ -23,11 +23,11 @@ import (
 
 	_ "modernc.org/sqlite" // SQLite for the demo databases
 
-	"github.com/dualwrite/dualwrite/internal/api"
 	"github.com/dualwrite/dualwrite/internal/app"
 	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // Options configure the demo.
@@ -115,7 +115,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer r.Close()
-	t.api = "http://" + r.Addr
+	t.api = r.URL
+	t.token = r.Tokens.Operator
 	t.eng = r.Engine
 	fmt.Fprintf(out, "Workspace: %s/ (open it in a browser; sign in with the token in %s)\nEngine API on %s (configuration %s)\n\n",
 		t.api, auth.TokenPath(cfg.Engine.DataDir, auth.Operator), t.api, cfgPath)
@@ -142,7 +143,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch in the workspace at %s/, or use `dualwrite maps list --server %s`. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, t.api, t.api)
+	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch in the workspace at %s/, or use `dualwrite maps list --config %s`. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, t.api, cfgPath)
 	select {
 	case <-ctx.Done():
 		return nil
@@ -155,6 +156,7 @@ type tour struct {
 	out      io.Writer
 	log      *slog.Logger
 	api      string
+	token    string // the operator token, sent with every request
 	eng      *engine.Engine
 	erp, crm *sql.DB
 }
@@ -312,7 +314,7 @@ func (t *tour) verifyAll(ctx context.Context) (bool, error) {
 func (t *tour) waitAll(ctx context.Context, st engine.Status) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var list api.MapList
+		var list wire.MapList
 		if err := t.get(ctx, "/api/v1/maps", &list); err != nil {
 			return err
 		}
@@ -333,7 +335,7 @@ func (t *tour) waitAll(ctx context.Context, st engine.Status) error {
 }
 
 func (t *tour) mapsTable(ctx context.Context) error {
-	var list api.MapList
+	var list wire.MapList
 	if err := t.get(ctx, "/api/v1/maps", &list); err != nil {
 		return err
 	}
@@ -346,7 +348,7 @@ func (t *tour) mapsTable(ctx context.Context) error {
 }
 
 func (t *tour) activity(ctx context.Context, name string) ([]engine.Activity, error) {
-	var list api.ActivityList
+	var list wire.ActivityList
 	err := t.get(ctx, "/api/v1/maps/"+name+"/activity?limit=50", &list)
 	return list.Activity, err
 }
@@ -421,6 +423,7 @@ func (t *tour) call(ctx context.Context, method, path string, body, out any) err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Dualwrite-Actor", "demo")
+	req.Header.Set("Authorization", "Bearer "+t.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)

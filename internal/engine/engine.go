@@ -52,6 +52,9 @@ type Options struct {
 	Queue       Queue
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Observer is told of each apply and conflict resolved (the metrics).
+	// Nil tells no one.
+	Observer Observer
 }
 
 // Engine runs one link.
@@ -62,6 +65,7 @@ type Engine struct {
 	queue Queue
 	log   *slog.Logger
 	now   func() time.Time
+	obs   Observer
 
 	maps  map[string]*mapState
 	order []string // every map, in dependency order
@@ -71,7 +75,9 @@ type Engine struct {
 	wake    chan struct{}
 	running atomic.Bool
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// cancelWork stops the init/resume worker alone (ShutdownSoftly).
+	cancelWork context.CancelFunc
+	wg         sync.WaitGroup
 
 	echo [2]atomic.Int64
 	// shadows caches conflict shadows as stored (conflict.go).
@@ -111,6 +117,15 @@ type mapState struct {
 	initDone    atomic.Int64
 	initTotal   atomic.Int64
 	lastWarning time.Time
+
+	// Guarded by Engine.mu: the worker's hold on the map while it takes it
+	// to Running (abort cancels that work, busy closes when it ends), a
+	// Stop in progress, and the failed attempts in a row.
+	abort         context.CancelFunc
+	busy          chan struct{}
+	stopping      bool
+	startFailures int
+	lastStartErr  string
 }
 
 // New builds an engine: it describes every mapped table, compiles the maps
@@ -122,12 +137,16 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
 	e := &Engine{
 		cfg:   o.Config,
 		store: o.Store,
 		queue: o.Queue,
 		log:   o.Logger,
 		now:   o.Now,
+		obs:   o.Observer,
 		maps:  map[string]*mapState{},
 		wake:  make(chan struct{}, 1),
 	}
@@ -253,10 +272,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	e.signal()
+	workCtx, cancelWork := context.WithCancel(ctx)
+	e.cancelWork = cancelWork
 	e.wg.Add(2)
 	go func() {
 		defer e.wg.Done()
-		e.runWorker(ctx)
+		e.runWorker(workCtx)
 	}()
 	go func() {
 		defer e.wg.Done()
@@ -274,6 +295,33 @@ func (e *Engine) Shutdown() {
 	}
 	e.cancel()
 	e.wg.Wait()
+}
+
+// ShutdownSoftly stops the engine softly, then hard. First the initial
+// syncs and catch-ups stop (each saves its progress; the chunk in flight
+// is rolled back and redone at the next start, idempotently). Then each
+// side's capture loop is asked to finish the transactions it is handling:
+// it applies or queues them, records and acknowledges their position, and
+// answers. Then Shutdown cancels everything left. When ctx ends before the
+// sides have answered, Shutdown cancels at once: nothing is lost, the
+// transactions in flight are rolled back and delivered again at restart.
+func (e *Engine) ShutdownSoftly(ctx context.Context) {
+	if !e.running.Load() {
+		return
+	}
+	e.cancelWork()
+	var wg sync.WaitGroup
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.reconfigure(ctx, s); err != nil && ctx.Err() == nil {
+				e.log.Warn("soft stop of capture failed", "side", e.sideName(s), "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	e.Shutdown()
 }
 
 func (e *Engine) signal() {
@@ -344,7 +392,7 @@ func (e *Engine) Run(ctx context.Context, name string, o RunOptions) (ActionResu
 	}
 	actor := actorOr(o.Actor)
 	related := e.related(name, func(st Status) bool { return st == Running || st == Initializing || st == Resuming })
-	if _, err := next(name, e.statusOf(ms), ActionRun); err != nil {
+	if _, err := Next(name, e.statusOf(ms), ActionRun); err != nil {
 		return ActionResult{}, err
 	}
 	if len(ms.problems) > 0 {
@@ -389,7 +437,7 @@ func (e *Engine) startRun(ctx context.Context, ms *mapState, o RunOptions, actor
 	ms.routeMu.Lock()
 	defer ms.routeMu.Unlock()
 	st := e.statusOf(ms)
-	to, err := next(ms.name, st, ActionRun)
+	to, err := Next(ms.name, st, ActionRun)
 	if err != nil {
 		return err
 	}
@@ -432,7 +480,7 @@ func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor
 	}
 	actor = actorOr(actor)
 	related := e.related(name, func(st Status) bool { return st == Paused })
-	if _, err := next(name, e.statusOf(ms), ActionPause); err != nil {
+	if _, err := Next(name, e.statusOf(ms), ActionPause); err != nil {
 		return ActionResult{}, err
 	}
 	chain := []string{name}
@@ -447,7 +495,7 @@ func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor
 		if st != Running {
 			rs.routeMu.Unlock()
 			if n == name {
-				_, err := next(name, st, ActionPause)
+				_, err := Next(name, st, ActionPause)
 				return ActionResult{}, err
 			}
 			continue
@@ -466,25 +514,48 @@ func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor
 	return res, nil
 }
 
-// Stop stops a Running map: capture of its tables ends, its queue is
-// dropped, and a side that no map uses any more releases its log.
+// Stop stops a map. From Running, capture of its tables ends and its
+// queue is dropped. From Initializing or Resuming it aborts the initial
+// sync or the catch-up first: the worker's context is cancelled and Stop
+// waits for it to let go, so the map cannot reach Running afterwards.
+// Either way a side that no map uses any more releases its log.
 func (e *Engine) Stop(ctx context.Context, name string, actor string) (ActionResult, error) {
 	ms, err := e.lookupMap(name)
 	if err != nil {
 		return ActionResult{}, err
 	}
 	actor = actorOr(actor)
-	ms.routeMu.Lock()
 	st := e.statusOf(ms)
-	if _, err := next(name, st, ActionStop); err != nil {
+	if _, err := Next(name, st, ActionStop); err != nil {
+		return ActionResult{}, err
+	}
+	if st == Initializing || st == Resuming {
+		if err := e.abortStart(ctx, ms); err != nil {
+			return ActionResult{}, err
+		}
+		defer func() {
+			e.mu.Lock()
+			ms.stopping = false
+			e.mu.Unlock()
+		}()
+	}
+	ms.routeMu.Lock()
+	st = e.statusOf(ms)
+	if _, err := Next(name, st, ActionStop); err != nil {
 		ms.routeMu.Unlock()
 		return ActionResult{}, err
+	}
+	if st != Running {
+		e.activity(ctx, ms.name, actor, "run", fmt.Sprintf("stop: %s aborted", map[Status]string{Initializing: "initial sync", Resuming: "catch-up"}[st]))
 	}
 	err = e.setStatus(ctx, ms, NotRunning, actor)
 	ms.routeMu.Unlock()
 	if err != nil {
 		return ActionResult{}, err
 	}
+	e.mu.Lock()
+	ms.startFailures, ms.lastStartErr = 0, ""
+	e.mu.Unlock()
 	if err := e.queue.Purge(ctx, ms.name); err != nil {
 		e.log.Warn("purge queue failed", "map", name, "err", err)
 	}
@@ -499,6 +570,30 @@ func (e *Engine) Stop(ctx context.Context, name string, actor string) (ActionRes
 		}
 	}
 	return ActionResult{Map: name, Status: NotRunning}, nil
+}
+
+// abortStart takes a map away from the worker: it leaves the worker's
+// queue, a retry will not put it back (stopping), and the work in progress
+// on it is cancelled and has ended when abortStart returns.
+func (e *Engine) abortStart(ctx context.Context, ms *mapState) error {
+	e.mu.Lock()
+	ms.stopping = true
+	e.work = slices.DeleteFunc(e.work, func(n string) bool { return n == ms.name })
+	cancel, busy := ms.abort, ms.busy
+	e.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-busy:
+		return nil
+	case <-ctx.Done():
+		e.mu.Lock()
+		ms.stopping = false
+		e.mu.Unlock()
+		return fmt.Errorf("stop map %s: wait for its initial sync to end: %w", ms.name, ctx.Err())
+	}
 }
 
 // related returns the maps name depends on, transitively, whose status is
@@ -554,12 +649,24 @@ func (e *Engine) activeTables(s mapping.Side) (tables, fullOld []string) {
 func (e *Engine) runWorker(ctx context.Context) {
 	for {
 		e.mu.Lock()
-		var name string
-		if len(e.work) > 0 {
-			name, e.work = e.work[0], e.work[1:]
+		var ms *mapState
+		for ms == nil && len(e.work) > 0 {
+			ms, e.work = e.maps[e.work[0]], e.work[1:]
+			if ms.stopping {
+				ms = nil
+			}
+		}
+		var mctx context.Context
+		var done chan struct{}
+		if ms != nil {
+			// The map's own context, so that Stop can abort this work
+			// without stopping the engine.
+			mctx, ms.abort = context.WithCancel(ctx)
+			done = make(chan struct{})
+			ms.busy = done
 		}
 		e.mu.Unlock()
-		if name == "" {
+		if ms == nil {
 			select {
 			case <-ctx.Done():
 				return
@@ -567,22 +674,67 @@ func (e *Engine) runWorker(ctx context.Context) {
 				continue
 			}
 		}
-		ms := e.maps[name]
-		if err := e.bringUp(ctx, ms); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			e.log.Error("map start failed", "map", name, "err", err)
-			e.activity(ctx, name, "engine", "error", err.Error())
-			// Try again later: put it back at the end.
-			time.Sleep(time.Second)
-			e.mu.Lock()
-			e.work = append(e.work, name)
-			e.mu.Unlock()
-			e.signal()
+		err := e.bringUp(mctx, ms)
+		aborted := mctx.Err() != nil && ctx.Err() == nil
+		e.mu.Lock()
+		ms.abort()
+		ms.abort, ms.busy = nil, nil
+		failures := 0
+		if err != nil && !aborted && ctx.Err() == nil {
+			ms.startFailures++
+			ms.lastStartErr = err.Error()
+			failures = ms.startFailures
+		} else if err == nil {
+			ms.startFailures, ms.lastStartErr = 0, ""
 		}
+		e.mu.Unlock()
+		close(done)
+		if err == nil || aborted {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		e.startFailed(ctx, ms, failures, err)
 	}
 }
+
+// startFailed records a failed attempt to take a map to Running and puts
+// it back in the worker's queue after a backoff (1s, 2s, 4s, … up to a
+// minute), without holding the worker: other maps go on meanwhile.
+func (e *Engine) startFailed(ctx context.Context, ms *mapState, failures int, err error) {
+	e.log.Error("map start failed", "map", ms.name, "attempt", failures, "err", err)
+	msg := err.Error()
+	if failures == startFailuresHint {
+		msg = fmt.Sprintf("%s (failed %d times in a row; it keeps retrying: fix the cause, or stop the map and run it again with skip initial sync)", msg, failures)
+	}
+	if failures <= startFailuresHint || failures%startFailuresHint == 0 {
+		e.activity(ctx, ms.name, "engine", "error", msg)
+	}
+	wait := time.Second << min(failures-1, 6)
+	wait = min(wait, time.Minute)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		if st := ms.status; !ms.stopping && (st == Initializing || st == Resuming) && !slices.Contains(e.work, ms.name) {
+			e.work = append(e.work, ms.name)
+		}
+		e.mu.Unlock()
+		e.signal()
+	}()
+}
+
+// startFailuresHint is the number of failed starts in a row after which
+// the activity log suggests skipping the initial sync.
+const startFailuresHint = 3
 
 // bringUp takes an Initializing or Resuming map to Running.
 func (e *Engine) bringUp(ctx context.Context, ms *mapState) error {
