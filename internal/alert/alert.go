@@ -21,16 +21,16 @@ import (
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/config"
-	"github.com/dualwrite/dualwrite/internal/engine"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // Engine is what the watcher reads and acts on.
 type Engine interface {
-	Maps(ctx context.Context) ([]engine.MapView, error)
-	Activity(ctx context.Context, name string, limit int) ([]engine.Activity, error)
-	Pause(ctx context.Context, name string, withRelated bool, actor string) (engine.ActionResult, error)
-	Stop(ctx context.Context, name string, actor string) (engine.ActionResult, error)
+	Maps(ctx context.Context) ([]wire.MapView, error)
+	Activity(ctx context.Context, name string, limit int) ([]wire.Activity, error)
+	Pause(ctx context.Context, name string, withRelated bool, actor string) (wire.ActionResult, error)
+	Stop(ctx context.Context, name string, actor string) (wire.ActionResult, error)
 }
 
 // Store keeps the rules edited at run time and the activity log
@@ -247,7 +247,7 @@ func (w *Watcher) Check(ctx context.Context) {
 	}
 }
 
-func (w *Watcher) checkMap(ctx context.Context, v engine.MapView) {
+func (w *Watcher) checkMap(ctx context.Context, v wire.MapView) {
 	w.mu.Lock()
 	rules := slices.Clone(w.rules[v.Name])
 	w.mu.Unlock()
@@ -290,7 +290,7 @@ func (w *Watcher) checkMap(ctx context.Context, v engine.MapView) {
 	}
 }
 
-func (w *Watcher) fire(ctx context.Context, v engine.MapView, r config.AlertRule, detail string) {
+func (w *Watcher) fire(ctx context.Context, v wire.MapView, r config.AlertRule, detail string) {
 	w.log(ctx, v.Name, Actor, fmt.Sprintf("%s alert %s: %s%s", problem.AlertFired, r, detail, w.link(v.Name)))
 	w.o.Logger.Warn("alert fired", "map", v.Name, "rule", r.String(), "detail", detail)
 	action := "no action (notify only)"
@@ -311,7 +311,7 @@ func (w *Watcher) fire(ctx context.Context, v engine.MapView, r config.AlertRule
 	})
 }
 
-func (w *Watcher) act(ctx context.Context, v engine.MapView, action string) error {
+func (w *Watcher) act(ctx context.Context, v wire.MapView, action string) error {
 	var err error
 	if action == config.AlertPause {
 		_, err = w.o.Engine.Pause(ctx, v.Name, false, Actor)
@@ -324,7 +324,7 @@ func (w *Watcher) act(ctx context.Context, v engine.MapView, action string) erro
 	return nil
 }
 
-func (w *Watcher) clear(ctx context.Context, v engine.MapView, r config.AlertRule) {
+func (w *Watcher) clear(ctx context.Context, v wire.MapView, r config.AlertRule) {
 	w.log(ctx, v.Name, Actor, fmt.Sprintf("alert cleared %s: the condition no longer holds%s", r, w.link(v.Name)))
 	w.o.Logger.Info("alert cleared", "map", v.Name, "rule", r.String())
 	w.notify(ctx, r, Alert{

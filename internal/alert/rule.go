@@ -5,13 +5,13 @@ import (
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/config"
-	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // input is what one evaluation of a map's rules reads.
 type input struct {
-	view      engine.MapView
-	activity  []engine.Activity // newest first; nil when no rule needs it
+	view      wire.MapView
+	activity  []wire.Activity // newest first; nil when no rule needs it
 	now       time.Time
 	retention time.Duration
 }
@@ -55,10 +55,10 @@ func evaluate(r config.AlertRule, in *input) (bool, string) {
 	case config.AlertStream:
 		return streamFailing(r, in)
 	case config.AlertInitialSync:
-		if v.Status != engine.Initializing && v.InitErrors > 0 {
+		if v.Status != wire.Initializing && v.InitErrors > 0 {
 			return true, fmt.Sprintf("the initial sync ended with %d failed rows; see Initial sync details and rerun them", v.InitErrors)
 		}
-		if since, ok := failingSince(in.activity); ok && v.Status == engine.Initializing {
+		if since, ok := failingSince(in.activity); ok && v.Status == wire.Initializing {
 			return true, fmt.Sprintf("the initial sync has been failing since %s", since.UTC().Format(time.RFC3339))
 		}
 		return false, "the initial sync has not failed"
@@ -67,7 +67,7 @@ func evaluate(r config.AlertRule, in *input) (bool, string) {
 }
 
 // errorsSince counts the error entries of the activity log after t.
-func errorsSince(acts []engine.Activity, t time.Time) int {
+func errorsSince(acts []wire.Activity, t time.Time) int {
 	n := 0
 	for _, a := range acts {
 		if a.Time.Before(t) {
@@ -83,7 +83,7 @@ func errorsSince(acts []engine.Activity, t time.Time) int {
 // failingSince reports whether the latest activity entries of the map are
 // engine errors, and since when: the map's bring-up (initial sync or
 // catch-up) keeps failing and is retried without progress in between.
-func failingSince(acts []engine.Activity) (time.Time, bool) {
+func failingSince(acts []wire.Activity) (time.Time, bool) {
 	var since time.Time
 	for _, a := range acts {
 		if a.Kind != "error" || a.Actor != "engine" {
@@ -100,11 +100,11 @@ func streamFailing(r config.AlertRule, in *input) (bool, string) {
 	v := in.view
 	limit := r.StalledAfter.D()
 	switch v.Status {
-	case engine.Initializing, engine.Resuming:
+	case wire.Initializing, wire.Resuming:
 		if since, ok := failingSince(in.activity); ok && in.now.Sub(since) >= limit {
 			return true, fmt.Sprintf("%s has been failing for %s", v.Status, in.now.Sub(since).Round(time.Second))
 		}
-	case engine.Running:
+	case wire.Running:
 		if s, side := maxLag(v); time.Duration(s*float64(time.Second)) >= limit {
 			return true, fmt.Sprintf("the stream from %s has made no progress for %s", side, time.Duration(s*float64(time.Second)).Round(time.Second))
 		}
@@ -112,7 +112,7 @@ func streamFailing(r config.AlertRule, in *input) (bool, string) {
 	return false, "the stream progresses"
 }
 
-func maxLag(v engine.MapView) (float64, string) {
+func maxLag(v wire.MapView) (float64, string) {
 	most, side := 0.0, "no side"
 	for _, l := range v.Lag {
 		if l.Seconds > most || side == "no side" {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/config"
-	"github.com/dualwrite/dualwrite/internal/engine"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // The actions answer with a redirect (303) to the page they came from,
@@ -91,7 +91,7 @@ func (s *Server) runPost(w http.ResponseWriter, r *http.Request) {
 	skip := r.PostFormValue("initial_sync") == ""
 	var ran []string
 	for _, p := range picks {
-		_, err := s.o.Engine.Run(r.Context(), p.name, engine.RunOptions{Master: p.master, SkipInitialSync: skip, Actor: actor(r)})
+		_, err := s.o.Engine.Run(r.Context(), p.name, wire.RunOptions{Master: p.master, SkipInitialSync: skip, Actor: actor(r)})
 		if err != nil {
 			msg := "ran nothing"
 			if len(ran) > 0 {
@@ -138,13 +138,13 @@ func (s *Server) fullRerunPost(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if allows(v, string(engine.ActionStop)) {
+	if allows(v, string(wire.ActionStop)) {
 		if _, err := s.o.Engine.Stop(ctx, name, actor(r)); err != nil {
 			redirect(w, r, mapPath(name, "initial"), "", err)
 			return
 		}
 	}
-	_, err = s.o.Engine.Run(ctx, name, engine.RunOptions{Actor: actor(r)})
+	_, err = s.o.Engine.Run(ctx, name, wire.RunOptions{Actor: actor(r)})
 	redirect(w, r, mapPath(name, "initial"), "full initial sync started", err)
 }
 

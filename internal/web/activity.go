@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dualwrite/dualwrite/internal/engine"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // activityKinds are the kinds the activity filter offers, as the engine and
@@ -57,7 +57,7 @@ func parseFilter(r *http.Request) (activityFilter, error) {
 	return f, nil
 }
 
-func (f activityFilter) keep(a engine.Activity) bool {
+func (f activityFilter) keep(a wire.Activity) bool {
 	if f.Kind != "" && a.Kind != f.Kind {
 		return false
 	}
@@ -72,7 +72,7 @@ func (f activityFilter) keep(a engine.Activity) bool {
 
 // activity returns the map's activity entries that pass the filter,
 // newest first.
-func (s *Server) activity(r *http.Request, name string, f activityFilter) ([]engine.Activity, error) {
+func (s *Server) activity(r *http.Request, name string, f activityFilter) ([]wire.Activity, error) {
 	acts, err := s.o.Engine.Activity(r.Context(), name, activityLimit)
 	if err != nil {
 		return nil, err
@@ -86,10 +86,10 @@ func (s *Server) activity(r *http.Request, name string, f activityFilter) ([]eng
 	return out, nil
 }
 
-func (s *Server) activityDownload(w http.ResponseWriter, r *http.Request, ext string) ([]engine.Activity, bool) {
+func (s *Server) activityDownload(w http.ResponseWriter, r *http.Request, ext string) ([]wire.Activity, bool) {
 	name := r.PathValue("name")
 	f, err := parseFilter(r)
-	var acts []engine.Activity
+	var acts []wire.Activity
 	if err == nil {
 		acts, err = s.activity(r, name, f)
 	}
@@ -122,12 +122,12 @@ func (s *Server) activityJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if acts == nil {
-		acts = []engine.Activity{}
+		acts = []wire.Activity{}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(struct {
-		Activity []engine.Activity `json:"activity"`
+		Activity []wire.Activity `json:"activity"`
 	}{acts})
 }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/config"
-	"github.com/dualwrite/dualwrite/internal/engine"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 func (s *Server) funcs() template.FuncMap {
@@ -28,14 +28,14 @@ func (s *Server) funcs() template.FuncMap {
 		"allows":    allows,
 		"sparkline": s.sparkline,
 		"maxlag":    maxLagSeconds,
-		"statusID":  func(st engine.Status) string { return strings.ReplaceAll(strings.ToLower(string(st)), " ", "-") },
+		"statusID":  func(st wire.Status) string { return strings.ReplaceAll(strings.ToLower(string(st)), " ", "-") },
 		"title":     actionTitle,
 		"join":      strings.Join,
 		"has":       slices.Contains[[]string],
 		"dur":       func(d config.Duration) string { return d.String() },
 		"htmx":      func() string { return htmxVersion },
 		"ruleRow":   newRuleRow,
-		"actions":   func(v engine.MapView, d pageData) actionsData { return actionsData{V: v, P: d} },
+		"actions":   func(v wire.MapView, d pageData) actionsData { return actionsData{V: v, P: d} },
 		"emptyRule": func() config.AlertRule { return config.AlertRule{} },
 	}
 }
@@ -100,7 +100,7 @@ func seconds(sec float64) string {
 	return config.Duration(d).String()
 }
 
-func maxLagSeconds(v engine.MapView) float64 {
+func maxLagSeconds(v wire.MapView) float64 {
 	most := 0.0
 	for _, l := range v.Lag {
 		most = max(most, l.Seconds)
@@ -108,17 +108,17 @@ func maxLagSeconds(v engine.MapView) float64 {
 	return most
 }
 
-func allows(v engine.MapView, a string) bool {
-	return slices.Contains(v.Actions, engine.Action(a))
+func allows(v wire.MapView, a string) bool {
+	return slices.Contains(v.Actions, wire.Action(a))
 }
 
-func actionTitle(a engine.Action) string {
+func actionTitle(a wire.Action) string {
 	switch a {
-	case engine.ActionRun:
+	case wire.ActionRun:
 		return "Run"
-	case engine.ActionPause:
+	case wire.ActionPause:
 		return "Pause"
-	case engine.ActionStop:
+	case wire.ActionStop:
 		return "Stop"
 	}
 	return strings.ToUpper(string(a[:1])) + string(a[1:])
@@ -157,6 +157,6 @@ func newRuleRow(d pageData, i int, r config.AlertRule, firing bool, detail strin
 
 // actionsData is a map with the page it is shown on, for its action forms.
 type actionsData struct {
-	V engine.MapView
+	V wire.MapView
 	P pageData
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/alert"
 	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
-	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // pageData is what every page and fragment template receives.
@@ -26,15 +26,15 @@ type pageData struct {
 	Who    string
 	CanAct bool
 
-	Maps []engine.MapView // the list page
-	Map  engine.MapView   // the map page and run dialog
+	Maps []wire.MapView // the list page
+	Map  wire.MapView   // the map page and run dialog
 	Cfg  *config.Map
 	Tab  string
 	Tabs []tab
 
-	InitErrors    []engine.RowError
-	CatchUpErrors []engine.RowError
-	Activity      []engine.Activity
+	InitErrors    []wire.RowError
+	CatchUpErrors []wire.RowError
+	Activity      []wire.Activity
 	Filter        activityFilter
 	Kinds         []string
 	Rules         []alert.RuleStatus
@@ -189,7 +189,7 @@ func (s *Server) alertData(d *pageData) {
 	d.Channels = s.o.Alerts.Channels()
 }
 
-func (s *Server) queueView(v engine.MapView) queueView {
+func (s *Server) queueView(v wire.MapView) queueView {
 	q := queueView{
 		Depth:     v.QueueDepth,
 		Bytes:     v.QueueBytes,
@@ -208,7 +208,7 @@ func (s *Server) queueView(v engine.MapView) queueView {
 
 // runRow is one map of the run dialog.
 type runRow struct {
-	View    engine.MapView
+	View    wire.MapView
 	Self    bool // the map the dialog was opened for
 	CanRun  bool
 	Checked bool
@@ -227,7 +227,7 @@ func (s *Server) runDialog(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	i := slices.IndexFunc(views, func(v engine.MapView) bool { return v.Name == name })
+	i := slices.IndexFunc(views, func(v wire.MapView) bool { return v.Name == name })
 	if i < 0 {
 		_, err := s.o.Engine.Map(ctx, name) // the engine's not-found error
 		s.fail(w, r, err)
@@ -242,14 +242,14 @@ func (s *Server) runDialog(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		order++
-		can := allows(v, string(engine.ActionRun))
+		can := allows(v, string(wire.ActionRun))
 		d.Run = append(d.Run, runRow{View: v, Self: v.Name == name, CanRun: can, Checked: can, Master: v.Master, Order: order})
 	}
 	s.render(w, r, "run", d)
 }
 
 // relatedOf returns the maps name depends on, transitively.
-func relatedOf(views []engine.MapView, name string) map[string]bool {
+func relatedOf(views []wire.MapView, name string) map[string]bool {
 	deps := map[string][]string{}
 	for _, v := range views {
 		deps[v.Name] = v.DependsOn

@@ -25,7 +25,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/alert"
 	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
-	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // htmxVersion is the embedded htmx release (static/README.md).
@@ -40,17 +40,17 @@ var staticFS embed.FS
 // Engine is what the workspace reads and acts on: the same views and
 // actions as the HTTP API.
 type Engine interface {
-	Maps(ctx context.Context) ([]engine.MapView, error)
-	Map(ctx context.Context, name string) (engine.MapView, error)
-	Run(ctx context.Context, name string, o engine.RunOptions) (engine.ActionResult, error)
-	Pause(ctx context.Context, name string, withRelated bool, actor string) (engine.ActionResult, error)
-	Stop(ctx context.Context, name string, actor string) (engine.ActionResult, error)
-	InitErrors(ctx context.Context, name string) ([]engine.RowError, error)
-	Rerun(ctx context.Context, name string, actor string) (engine.RetryResult, error)
-	CatchUpErrors(ctx context.Context, name string) ([]engine.RowError, error)
-	Retry(ctx context.Context, name string, ids []int64, actor string) (engine.RetryResult, error)
+	Maps(ctx context.Context) ([]wire.MapView, error)
+	Map(ctx context.Context, name string) (wire.MapView, error)
+	Run(ctx context.Context, name string, o wire.RunOptions) (wire.ActionResult, error)
+	Pause(ctx context.Context, name string, withRelated bool, actor string) (wire.ActionResult, error)
+	Stop(ctx context.Context, name string, actor string) (wire.ActionResult, error)
+	InitErrors(ctx context.Context, name string) ([]wire.RowError, error)
+	Rerun(ctx context.Context, name string, actor string) (wire.RetryResult, error)
+	CatchUpErrors(ctx context.Context, name string) ([]wire.RowError, error)
+	Retry(ctx context.Context, name string, ids []int64, actor string) (wire.RetryResult, error)
 	Discard(ctx context.Context, name string, ids []int64, actor string) (int, error)
-	Activity(ctx context.Context, name string, limit int) ([]engine.Activity, error)
+	Activity(ctx context.Context, name string, limit int) ([]wire.Activity, error)
 }
 
 // Alerts is what the alert settings tab needs (internal/alert implements
@@ -149,24 +149,51 @@ func (s *Server) sample(ctx context.Context) {
 	}
 }
 
+// route is one workspace route.
+type route struct {
+	pattern string
+	handler func(*Server) http.HandlerFunc
+}
+
+const mapPrefix = "/maps/{name}"
+
+var routeTable = []route{
+	{"GET /{$}", func(s *Server) http.HandlerFunc { return s.listPage }},
+	{"GET /fragments/maps", func(s *Server) http.HandlerFunc { return s.listRows }},
+	{"GET " + mapPrefix, func(s *Server) http.HandlerFunc { return s.mapPage }},
+	{"GET " + mapPrefix + "/fragments/header", func(s *Server) http.HandlerFunc { return s.mapHeader }},
+	{"GET " + mapPrefix + "/run", func(s *Server) http.HandlerFunc { return s.runDialog }},
+	{"POST " + mapPrefix + "/run", func(s *Server) http.HandlerFunc { return s.runPost }},
+	{"POST " + mapPrefix + "/pause", func(s *Server) http.HandlerFunc { return s.pausePost }},
+	{"POST " + mapPrefix + "/stop", func(s *Server) http.HandlerFunc { return s.stopPost }},
+	{"POST " + mapPrefix + "/rerun", func(s *Server) http.HandlerFunc { return s.rerunPost }},
+	{"POST " + mapPrefix + "/full-rerun", func(s *Server) http.HandlerFunc { return s.fullRerunPost }},
+	{"POST " + mapPrefix + "/catchup", func(s *Server) http.HandlerFunc { return s.catchUpPost }},
+	{"POST " + mapPrefix + "/alerts", func(s *Server) http.HandlerFunc { return s.alertsPost }},
+	{"GET " + mapPrefix + "/activity.csv", func(s *Server) http.HandlerFunc { return s.activityCSV }},
+	{"GET " + mapPrefix + "/activity.json", func(s *Server) http.HandlerFunc { return s.activityJSON }},
+	{"GET /static/", nil}, // the embedded assets
+}
+
+// Routes lists the workspace's routes ("GET /maps/{name}"), for tests that
+// check every route is behind authentication.
+func Routes() []string {
+	out := make([]string, len(routeTable))
+	for i, r := range routeTable {
+		out[i] = r.pattern
+	}
+	return out
+}
+
 func (s *Server) routes() {
 	static, _ := fs.Sub(staticFS, "static")
-	s.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
-	s.mux.HandleFunc("GET /{$}", s.listPage)
-	s.mux.HandleFunc("GET /fragments/maps", s.listRows)
-	const m = "/maps/{name}"
-	s.mux.HandleFunc("GET "+m, s.mapPage)
-	s.mux.HandleFunc("GET "+m+"/fragments/header", s.mapHeader)
-	s.mux.HandleFunc("GET "+m+"/run", s.runDialog)
-	s.mux.HandleFunc("POST "+m+"/run", s.runPost)
-	s.mux.HandleFunc("POST "+m+"/pause", s.pausePost)
-	s.mux.HandleFunc("POST "+m+"/stop", s.stopPost)
-	s.mux.HandleFunc("POST "+m+"/rerun", s.rerunPost)
-	s.mux.HandleFunc("POST "+m+"/full-rerun", s.fullRerunPost)
-	s.mux.HandleFunc("POST "+m+"/catchup", s.catchUpPost)
-	s.mux.HandleFunc("POST "+m+"/alerts", s.alertsPost)
-	s.mux.HandleFunc("GET "+m+"/activity.csv", s.activityCSV)
-	s.mux.HandleFunc("GET "+m+"/activity.json", s.activityJSON)
+	for _, r := range routeTable {
+		if r.handler == nil {
+			s.mux.Handle(r.pattern, http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+			continue
+		}
+		s.mux.HandleFunc(r.pattern, r.handler(s))
+	}
 }
 
 func cacheStatic(h http.Handler) http.Handler {
