@@ -376,8 +376,8 @@ func TestWorkspaceActivityFilterAndDownload(t *testing.T) {
 		chromedp.WaitVisible(`#f-kind`, chromedp.ByQuery),
 		chromedp.SetValue(`#f-kind`, "status", chromedp.ByQuery),
 		chromedp.Click(`.filters button`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#dl-csv`, chromedp.ByQuery),
 	)
+	w.waitFor("filtered page", `location.search.includes("kind=status") && document.readyState === "complete" && !!document.querySelector('#dl-csv')`)
 	var kinds []string
 	w.run("kinds", chromedp.Evaluate(`[...document.querySelectorAll('table.activity tbody tr')].map(r => r.cells[2].innerText)`, &kinds))
 	if len(kinds) != 2 || kinds[0] != "status" || kinds[1] != "status" { // Not running → Initializing → Running
