@@ -58,8 +58,8 @@ func evaluate(r config.AlertRule, in *input) (bool, string) {
 		if v.Status != wire.Initializing && v.InitErrors > 0 {
 			return true, fmt.Sprintf("the initial sync ended with %d failed rows; see Initial sync details and rerun them", v.InitErrors)
 		}
-		if since, ok := failingSince(in.activity); ok && v.Status == wire.Initializing {
-			return true, fmt.Sprintf("the initial sync has been failing since %s", since.UTC().Format(time.RFC3339))
+		if since, ok := failingSince(in.activity); ok && v.Status == wire.Initializing && v.StartFailures > 0 {
+			return true, fmt.Sprintf("the initial sync has been failing since %s (%d attempts): %s", since.UTC().Format(time.RFC3339), v.StartFailures, nonEmpty(v.LastStartError, "see the activity log"))
 		}
 		return false, "the initial sync has not failed"
 	}
@@ -94,15 +94,17 @@ func failingSince(acts []wire.Activity) (time.Time, bool) {
 	return since, !since.IsZero()
 }
 
-// streamFailing: a stream that is brought up and keeps failing, or a
-// running stream whose capture lag has grown past the limit, has stalled.
+// streamFailing: a map the engine cannot bring up (its view counts the
+// failed attempts in a row, or its activity log shows only errors since),
+// or a running stream whose capture lag has grown past the limit, has
+// stalled.
 func streamFailing(r config.AlertRule, in *input) (bool, string) {
 	v := in.view
 	limit := r.StalledAfter.D()
 	switch v.Status {
 	case wire.Initializing, wire.Resuming:
 		if since, ok := failingSince(in.activity); ok && in.now.Sub(since) >= limit {
-			return true, fmt.Sprintf("%s has been failing for %s", v.Status, in.now.Sub(since).Round(time.Second))
+			return true, fmt.Sprintf("%s has been failing for %s (%d attempts): %s", v.Status, in.now.Sub(since).Round(time.Second), v.StartFailures, nonEmpty(v.LastStartError, "see the activity log"))
 		}
 	case wire.Running:
 		if s, side := maxLag(v); time.Duration(s*float64(time.Second)) >= limit {

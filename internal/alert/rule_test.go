@@ -37,14 +37,14 @@ func TestEvaluate(t *testing.T) {
 		{"queue age above share", rule(config.AlertRule{When: "queue_age", RetentionPercent: 50}), wire.MapView{QueueDepth: 4, QueueAgeSec: 13 * 3600}, nil, true, "the oldest of 4 queued changes is 13h0m0s old"},
 		{"empty queue", rule(config.AlertRule{When: "queue_age", RetentionPercent: 50}), wire.MapView{QueueAgeSec: 13 * 3600}, nil, false, ""},
 		{"retained log", rule(config.AlertRule{When: "retained_log", RetainedLogAbove: 1 << 20}), wire.MapView{Lag: lag(0, 3<<20)}, nil, true, "crm retains 3 MiB of log"},
-		{"stream failing long enough", rule(config.AlertRule{When: "stream", StalledAfter: config.Duration(time.Minute)}), wire.MapView{Status: wire.Resuming},
-			[]wire.Activity{errAt(time.Second), errAt(2 * time.Minute), {Kind: "run", Time: ago(3 * time.Minute)}}, true, "Resuming has been failing for 2m0s"},
+		{"stream failing long enough", rule(config.AlertRule{When: "stream", StalledAfter: config.Duration(time.Minute)}), wire.MapView{Status: wire.Resuming, StartFailures: 2, LastStartError: "crm unreachable"},
+			[]wire.Activity{errAt(time.Second), errAt(2 * time.Minute), {Kind: "run", Time: ago(3 * time.Minute)}}, true, "Resuming has been failing for 2m0s (2 attempts): crm unreachable"},
 		{"stream failing, then progress", rule(config.AlertRule{When: "stream", StalledAfter: config.Duration(time.Minute)}), wire.MapView{Status: wire.Resuming},
 			[]wire.Activity{{Kind: "run", Time: ago(time.Second)}, errAt(2 * time.Minute)}, false, "the stream progresses"},
 		{"running stream stalled", rule(config.AlertRule{When: "stream", StalledAfter: config.Duration(time.Minute)}), wire.MapView{Status: wire.Running, Lag: lag(120, 0)}, nil, true, "no progress for 2m0s"},
 		{"initial sync ended with errors", rule(config.AlertRule{When: "initial_sync"}), wire.MapView{Status: wire.Running, InitErrors: 2}, nil, true, "ended with 2 failed rows"},
 		{"initial sync still running", rule(config.AlertRule{When: "initial_sync"}), wire.MapView{Status: wire.Initializing, InitErrors: 2}, []wire.Activity{{Kind: "run", Time: ago(time.Second)}}, false, ""},
-		{"initial sync failing", rule(config.AlertRule{When: "initial_sync"}), wire.MapView{Status: wire.Initializing}, []wire.Activity{errAt(time.Second)}, true, "has been failing since"},
+		{"initial sync failing", rule(config.AlertRule{When: "initial_sync"}), wire.MapView{Status: wire.Initializing, StartFailures: 3, LastStartError: "table missing"}, []wire.Activity{errAt(time.Second)}, true, "(3 attempts): table missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/wire"
@@ -18,7 +16,7 @@ import (
 
 func (s *Server) funcs() template.FuncMap {
 	return template.FuncMap{
-		"key":       keyText,
+		"key":       wire.KeyText,
 		"percent":   percent,
 		"ago":       s.ago,
 		"seconds":   seconds,
@@ -38,33 +36,6 @@ func (s *Server) funcs() template.FuncMap {
 		"actions":   func(v wire.MapView, d pageData) actionsData { return actionsData{V: v, P: d} },
 		"emptyRule": func() config.AlertRule { return config.AlertRule{} },
 	}
-}
-
-// keyText renders an integration key, stored as a JSON array of values,
-// for people: ["usmf","C00012"] → usmf / C00012.
-func keyText(key string) string {
-	var parts []json.RawMessage
-	if err := json.Unmarshal([]byte(key), &parts); err != nil {
-		return key
-	}
-	out := make([]string, len(parts))
-	for i, p := range parts {
-		v, err := change.DecodeValue(p)
-		if err != nil {
-			return key
-		}
-		switch x := v.(type) {
-		case nil:
-			out[i] = "(null)"
-		case time.Time:
-			out[i] = x.Format(time.RFC3339Nano)
-		case []byte:
-			out[i] = fmt.Sprintf("%x", x)
-		default:
-			out[i] = fmt.Sprint(x)
-		}
-	}
-	return strings.Join(out, " / ")
 }
 
 // percent is the initial sync's progress, 0 to 100.
