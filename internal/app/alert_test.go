@@ -208,18 +208,23 @@ notify:
 		t.Errorf("slack text = %q", slack["text"])
 	}
 
-	acts := l.activity("customers")
-	for _, c := range []struct{ kind, part string }{
-		{"alert", "DW2030 alert 3 errors in 1m → pause: 3 errors in the last 1m; see http://"},
-		{"alert", "alert action: paused the map"},
-		{"alert", "notified e-mail ops (ops@example.com): firing"},
-		{"alert", "notified webhook chat (127.0.0.1:"},
-		{"status", "Running → Paused"},
-	} {
-		if n := countMessages(acts, c.kind, c.part); n != 1 {
-			t.Errorf("activity has %d %s entries with %q, want 1: %+v", n, c.kind, c.part, acts)
+	// The deliveries are recorded once each exchange has ended.
+	var acts []activityEntry
+	l.eventually("the alert, its action and both deliveries in the activity log", func() (bool, string) {
+		acts = l.activity("customers")
+		for _, c := range []struct{ kind, part string }{
+			{"alert", "DW2030 alert 3 errors in 1m → pause: 3 errors in the last 1m; see http://"},
+			{"alert", "alert action: paused the map"},
+			{"alert", "notified e-mail ops (ops@example.com): firing"},
+			{"alert", "notified webhook chat (127.0.0.1:"},
+			{"status", "Running → Paused"},
+		} {
+			if n := countMessages(acts, c.kind, c.part); n != 1 {
+				return false, fmt.Sprintf("%d %s entries with %q, want 1: %+v", n, c.kind, c.part, acts)
+			}
 		}
-	}
+		return true, ""
+	})
 	for _, a := range acts {
 		if a.Kind == "status" && strings.Contains(a.Message, "→ Paused") && a.Actor != "alert" {
 			t.Errorf("pause recorded for actor %q, want alert", a.Actor)
