@@ -219,15 +219,29 @@ func Serve(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	// Problems of the link or the engine settings stop everything; a map's
 	// own problems only keep that map from running.
-	global := 0
+	var global []config.Issue
 	for _, is := range cfg.Validate() {
 		if is.Map == "" {
-			global++
-			log.Error("configuration problem", "problem", is.String())
+			global = append(global, is)
 		}
 	}
-	if global > 0 {
-		return problem.New(problem.ConfigInvalid, "%s has %d problems; `dualwrite validate %s` lists them", path, global, path)
+	if len(global) > 0 {
+		// The first problem is the error, with its own code (a listen
+		// address refused for want of TLS is DW2310, not a generic DW1002);
+		// the others are logged.
+		for _, is := range global[1:] {
+			log.Error("configuration problem", "problem", is.String())
+		}
+		first := global[0]
+		where := first.File
+		if first.Pos.Line > 0 {
+			where += fmt.Sprintf(":%d:%d", first.Pos.Line, first.Pos.Column)
+		}
+		more := ""
+		if len(global) > 1 {
+			more = fmt.Sprintf(" (and %d more problems; `dualwrite validate %s` lists them)", len(global)-1, path)
+		}
+		return problem.New(first.Code, "cannot start: %s: %s: %s%s", where, first.Path, first.Message, more)
 	}
 	r, err := Start(ctx, cfg, log)
 	if err != nil {

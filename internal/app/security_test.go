@@ -10,6 +10,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -18,6 +20,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -303,4 +306,30 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// TestServeRefusesOpenListen: `dualwrite serve` as a user runs it refuses
+// a listen address on every interface without TLS, with DW2310 and the
+// place in the file.
+func TestServeRefusesOpenListen(t *testing.T) {
+	dir := t.TempDir()
+	erp := openDB(t, filepath.Join(dir, "erp.db"))
+	crm := openDB(t, filepath.Join(dir, "crm.db"))
+	mustExec(t, erp, itemsLeft)
+	mustExec(t, crm, itemsRight)
+	cfg := filepath.Join(dir, "dualwrite.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(itemsConfig, dir, "0.0.0.0:7070")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "serve", "--config", cfg).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("serve on 0.0.0.0: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "error: DW2310 cannot start: "+cfg+":") || !strings.Contains(string(out), "tls_cert") {
+		t.Fatalf("serve on 0.0.0.0 said:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+		t.Errorf("the refused start created data_dir (%v)", err)
+	}
 }

@@ -103,6 +103,9 @@ func writeMapDetail(w io.Writer, m wire.MapView) error {
 	fmt.Fprintf(tw, "Initial sync:\t%d/%d rows (%d%%), %d errors\n", m.InitRowsDone, m.InitRowsTotal,
 		percent(m.InitRowsDone, m.InitRowsTotal), m.InitErrors)
 	fmt.Fprintf(tw, "Catch-up errors:\t%d\n", m.CatchUpErrors)
+	if m.StartFailures > 0 {
+		fmt.Fprintf(tw, "Failed starts:\t%d in a row; last: %s\n", m.StartFailures, m.LastStartError)
+	}
 	if m.QueueDepth > 0 {
 		fmt.Fprintf(tw, "Queue:\t%d changes, %d bytes, oldest %s\n", m.QueueDepth, m.QueueBytes, formatAge(m.QueueAgeSec))
 	} else {

@@ -143,7 +143,8 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch in the workspace at %s/, or use `dualwrite maps list --config %s`. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, t.api, cfgPath)
+	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch in the workspace at %s/. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, t.api)
+	fmt.Fprintf(out, "From another terminal, the maps commands find the engine and its access token through the configuration:\n\n  export DUALWRITE_CONFIG=%s\n  dualwrite maps list\n", cfgPath)
 	select {
 	case <-ctx.Done():
 		return nil

@@ -572,30 +572,6 @@ func (e *Engine) Stop(ctx context.Context, name string, actor string) (ActionRes
 	return ActionResult{Map: name, Status: NotRunning}, nil
 }
 
-// abortStart takes a map away from the worker: it leaves the worker's
-// queue, a retry will not put it back (stopping), and the work in progress
-// on it is cancelled and has ended when abortStart returns.
-func (e *Engine) abortStart(ctx context.Context, ms *mapState) error {
-	e.mu.Lock()
-	ms.stopping = true
-	e.work = slices.DeleteFunc(e.work, func(n string) bool { return n == ms.name })
-	cancel, busy := ms.abort, ms.busy
-	e.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-busy:
-		return nil
-	case <-ctx.Done():
-		e.mu.Lock()
-		ms.stopping = false
-		e.mu.Unlock()
-		return fmt.Errorf("stop map %s: wait for its initial sync to end: %w", ms.name, ctx.Err())
-	}
-}
-
 // related returns the maps name depends on, transitively, whose status is
 // not yet the target (done reports the target), in dependency order.
 func (e *Engine) related(name string, done func(Status) bool) []string {
@@ -699,43 +675,6 @@ func (e *Engine) runWorker(ctx context.Context) {
 	}
 }
 
-// startFailed records a failed attempt to take a map to Running and puts
-// it back in the worker's queue after a backoff (1s, 2s, 4s, … up to a
-// minute), without holding the worker: other maps go on meanwhile.
-func (e *Engine) startFailed(ctx context.Context, ms *mapState, failures int, err error) {
-	e.log.Error("map start failed", "map", ms.name, "attempt", failures, "err", err)
-	msg := err.Error()
-	if failures == startFailuresHint {
-		msg = fmt.Sprintf("%s (failed %d times in a row; it keeps retrying: fix the cause, or stop the map and run it again with skip initial sync)", msg, failures)
-	}
-	if failures <= startFailuresHint || failures%startFailuresHint == 0 {
-		e.activity(ctx, ms.name, "engine", "error", msg)
-	}
-	wait := time.Second << min(failures-1, 6)
-	wait = min(wait, time.Minute)
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		e.mu.Lock()
-		if st := ms.status; !ms.stopping && (st == Initializing || st == Resuming) && !slices.Contains(e.work, ms.name) {
-			e.work = append(e.work, ms.name)
-		}
-		e.mu.Unlock()
-		e.signal()
-	}()
-}
-
-// startFailuresHint is the number of failed starts in a row after which
-// the activity log suggests skipping the initial sync.
-const startFailuresHint = 3
-
 // bringUp takes an Initializing or Resuming map to Running.
 func (e *Engine) bringUp(ctx context.Context, ms *mapState) error {
 	st := e.statusOf(ms)
@@ -746,7 +685,16 @@ func (e *Engine) bringUp(ctx context.Context, ms *mapState) error {
 	// queue) before the initial sync reads anything, so no change falls
 	// between the snapshot and the stream.
 	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
-		if err := e.reconfigure(ctx, s); err != nil {
+		// A capture loop that keeps failing to open does not take the
+		// request; bound the wait, so the attempt fails, is counted and
+		// shown, and is tried again.
+		rctx, cancel := context.WithTimeout(ctx, captureOpenTimeout)
+		err := e.reconfigure(rctx, s)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("capture did not open within %s; the engine log says why", captureOpenTimeout)
+			}
 			return fmt.Errorf("start capture on %s: %w", e.sideName(s), err)
 		}
 	}

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dualwrite/dualwrite/internal/problem"
 )
@@ -69,3 +72,70 @@ func ParseStatus(s string) Status {
 	}
 	return NotRunning
 }
+
+// abortStart takes a map away from the worker: it leaves the worker's
+// queue, a retry will not put it back (stopping), and the work in progress
+// on it is cancelled and has ended when abortStart returns.
+func (e *Engine) abortStart(ctx context.Context, ms *mapState) error {
+	e.mu.Lock()
+	ms.stopping = true
+	e.work = slices.DeleteFunc(e.work, func(n string) bool { return n == ms.name })
+	cancel, busy := ms.abort, ms.busy
+	e.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	// Invariant: Stop returns only once the worker has let go of the map,
+	// so an aborted initial sync or catch-up cannot make it Running.
+	select {
+	case <-busy:
+		return nil
+	case <-ctx.Done():
+		e.mu.Lock()
+		ms.stopping = false
+		e.mu.Unlock()
+		return fmt.Errorf("stop map %s: wait for its initial sync to end: %w", ms.name, ctx.Err())
+	}
+}
+
+// startFailed records a failed attempt to take a map to Running and puts
+// it back in the worker's queue after a backoff (1s, 2s, 4s, … up to a
+// minute), without holding the worker: other maps go on meanwhile.
+func (e *Engine) startFailed(ctx context.Context, ms *mapState, failures int, err error) {
+	e.log.Error("map start failed", "map", ms.name, "attempt", failures, "err", err)
+	msg := err.Error()
+	if failures == startFailuresHint {
+		msg = fmt.Sprintf("%s (failed %d times in a row; it keeps retrying: fix the cause, or stop the map and run it again with skip initial sync)", msg, failures)
+	}
+	if failures <= startFailuresHint || failures%startFailuresHint == 0 {
+		e.activity(ctx, ms.name, "engine", "error", msg)
+	}
+	wait := time.Second << min(failures-1, 6)
+	wait = min(wait, time.Minute)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		if st := ms.status; !ms.stopping && (st == Initializing || st == Resuming) && !slices.Contains(e.work, ms.name) {
+			e.work = append(e.work, ms.name)
+		}
+		e.mu.Unlock()
+		e.signal()
+	}()
+}
+
+// captureOpenTimeout bounds the wait for a side's capture to (re)open when
+// a map starts.
+const captureOpenTimeout = 10 * time.Second
+
+// startFailuresHint is the number of failed starts in a row after which
+// the activity log suggests skipping the initial sync.
+const startFailuresHint = 3
