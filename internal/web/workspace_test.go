@@ -154,25 +154,10 @@ INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES
 
 	// Every map is listed, and each row offers exactly the actions the
 	// engine's lifecycle table allows in its status.
-	var rows []struct {
-		Name, Status, Errors string
-		Actions              []string
-	}
-	w.run("read rows", chromedp.Evaluate(`[...document.querySelectorAll('#map-rows tr[data-map]')].map(r => ({
-		Name: r.dataset.map, Status: r.dataset.status,
-		Errors: r.cells[3].innerText,
-		Actions: [...r.querySelectorAll('.actions a, .actions button')].map(b => b.firstChild.textContent.trim()),
-	}))`, &rows))
+	rows := w.checkRowActions()
 	var names []string
 	for _, r := range rows {
 		names = append(names, r.Name)
-		var want []string
-		for _, a := range engine.Actions(engine.Status(r.Status)) {
-			want = append(want, strings.ToUpper(string(a[:1]))+string(a[1:]))
-		}
-		if !slices.Equal(r.Actions, want) {
-			t.Errorf("%s (%s) offers %v, the lifecycle allows %v", r.Name, r.Status, r.Actions, want)
-		}
 		if r.Status != "Running" {
 			t.Errorf("%s is %s", r.Name, r.Status)
 		}
@@ -222,6 +207,11 @@ INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES
 func TestWorkspaceRunsTwoOfThreeRelatedMapsWithAnotherMaster(t *testing.T) {
 	w := newWS(t, "", "")
 	w.login()
+	for _, r := range w.checkRowActions() {
+		if r.Status != "Not running" {
+			t.Fatalf("%s is %s before any run", r.Name, r.Status)
+		}
+	}
 	w.run("open the run dialog",
 		chromedp.Click(`tr[data-map="customers"] .actions a`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#run-submit`, chromedp.ByQuery),
@@ -285,6 +275,7 @@ func TestWorkspacePauseResumeQueueDrains(t *testing.T) {
 	w.login()
 	w.run("pause customers", chromedp.Click(`tr[data-map="customers"] form[action$="/pause"] button`, chromedp.ByQuery), chromedp.WaitVisible(`.flash.ok`, chromedp.ByQuery))
 	w.waitFor("customers shown paused", rowJS("customers")+`.dataset.status === "Paused"`)
+	w.checkRowActions()
 	for i := range 3 {
 		w.exec(w.erp, fmt.Sprintf(`INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES ('usmf', 'P-%d', 'Queued %d', 'USD')`, i, i))
 	}
@@ -475,4 +466,32 @@ func TestWorkspaceAlertRuleEditedFires(t *testing.T) {
 	if href != "/maps/customers" {
 		t.Fatalf("alert entry links to %q", href)
 	}
+}
+
+// listRow is one row of the table maps list as the page shows it.
+type listRow struct {
+	Name, Status, Errors string
+	Actions              []string
+}
+
+// checkRowActions reads the list and checks that each row offers exactly
+// the actions the engine's lifecycle table allows in the row's status.
+func (w *ws) checkRowActions() []listRow {
+	w.t.Helper()
+	var rows []listRow
+	w.run("read rows", chromedp.Evaluate(`[...document.querySelectorAll('#map-rows tr[data-map]')].map(r => ({
+		Name: r.dataset.map, Status: r.dataset.status,
+		Errors: r.cells[3].innerText,
+		Actions: [...r.querySelectorAll('.actions a, .actions button')].map(b => b.firstChild.textContent.trim()),
+	}))`, &rows))
+	for _, r := range rows {
+		want := []string{}
+		for _, a := range engine.Actions(engine.Status(r.Status)) {
+			want = append(want, strings.ToUpper(string(a[:1]))+string(a[1:]))
+		}
+		if !slices.Equal(r.Actions, want) {
+			w.t.Errorf("%s (%s) offers %v, the lifecycle allows %v", r.Name, r.Status, r.Actions, want)
+		}
+	}
+	return rows
 }
