@@ -170,6 +170,19 @@ INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES
 	}
 	w.shot("list")
 
+	// A keyboard user keeps the focus while the list refreshes itself.
+	w.run("focus Pause of customers", chromedp.Evaluate(`
+		window.dwSwaps = 0;
+		document.addEventListener('htmx:after:settle', () => window.dwSwaps++);
+		document.querySelector('tr[data-map="customers"] form[action$="/pause"] button').focus();
+		true`, nil))
+	w.waitFor("two refreshes", `window.dwSwaps >= 2`)
+	var focused string
+	w.run("focused", chromedp.Evaluate(`document.activeElement.closest('form')?.getAttribute('action') ?? document.activeElement.tagName`, &focused))
+	if focused != "/maps/customers/pause" {
+		t.Fatalf("after a refresh the focus is on %q, want the Pause button of customers", focused)
+	}
+
 	// Initial sync details: the error with its direction and its key as
 	// people write it, never as JSON.
 	w.run("initial sync tab", chromedp.Navigate(w.base+"/maps/customers?tab=initial"), chromedp.WaitVisible(`table.errors`, chromedp.ByQuery))
