@@ -96,6 +96,9 @@ func TestWorkspaceRefusesWithoutTokenAndSignsIn(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "viewer: read only") || strings.Contains(string(body), `href="/maps/customers/run"`) {
 		t.Fatalf("viewer list page: %d\n%s", resp.StatusCode, body)
 	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("pages may be framed by another site: CSP %q, X-Frame-Options %q", csp, resp.Header.Get("X-Frame-Options"))
+	}
 	req, _ = http.NewRequest("POST", w.base+"/maps/customers/run", strings.NewReader("map=customers&order-customers=1"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", w.base)
