@@ -150,7 +150,8 @@ func (r *AlertRule) ApplyDefaults() {
 	}
 }
 
-// String describes the rule for people: "10 errors in 15m → pause".
+// String describes the rule for people: "10 errors in 15m → pause", with
+// the channels it names: "lag above 5m → notify (notify ops-mail)".
 func (r AlertRule) String() string {
 	var cond string
 	switch r.When {
@@ -169,7 +170,11 @@ func (r AlertRule) String() string {
 	default:
 		cond = r.When
 	}
-	return cond + " → " + r.Action
+	s := cond + " → " + r.Action
+	if len(r.Notify) > 0 {
+		s += " (notify " + strings.Join(r.Notify, ", ") + ")"
+	}
+	return s
 }
 
 // FormatBytes renders a size for people: 1.5 GiB, 300 KiB, 12 B.

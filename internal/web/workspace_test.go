@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -391,6 +393,15 @@ func TestWorkspaceActivityFilterAndDownload(t *testing.T) {
 		t.Fatalf("filtered kinds = %v", kinds)
 	}
 	w.shot("map-activity")
+	w.run("entries from 2099 on",
+		chromedp.SetValue(`#f-from`, "2099-01-01T00:00", chromedp.ByQuery),
+		chromedp.Click(`.filters button`, chromedp.ByQuery),
+	)
+	w.waitFor("time-filtered page", `location.search.includes("from=2099") && document.readyState === "complete" && !!document.querySelector('table.activity')`)
+	if got := w.text(`table.activity tbody`); got != "No activity matches." {
+		t.Fatalf("activity from 2099: %q", got)
+	}
+	w.run("back to status entries", chromedp.Navigate(w.base+"/maps/customers?tab=activity&kind=status"), chromedp.WaitVisible(`#dl-csv`, chromedp.ByQuery))
 
 	dir := filepath.Join(w.dir, "downloads")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -432,16 +443,27 @@ func waitFile(t *testing.T, path string) string {
 }
 
 func TestWorkspaceAlertRuleEditedFires(t *testing.T) {
-	w := newWS(t, "", "")
+	var mu sync.Mutex
+	var calls []string
+	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		calls = append(calls, r.URL.Path+" "+string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	got := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(calls) }
+	w := newWS(t, "", fmt.Sprintf("notify:\n  webhooks:\n    - {name: chat, url: %q}\n    - {name: other, url: %q}\n", hook.URL+"/chat", hook.URL+"/other"))
 	w.runAll()
 	w.login()
-	w.run("alerts tab: pause at 2 errors in a minute",
+	w.run("alerts tab: pause at 2 errors in a minute, tell chat",
 		chromedp.Navigate(w.base+"/maps/customers?tab=alerts"),
 		chromedp.WaitVisible(`#save-alerts`, chromedp.ByQuery),
 		chromedp.SetValue(`#r0-when`, "errors", chromedp.ByQuery),
 		chromedp.SetValue(`#r0-errors`, "2", chromedp.ByQuery),
 		chromedp.SetValue(`#r0-within`, "1m", chromedp.ByQuery),
 		chromedp.SetValue(`#r0-action`, "pause", chromedp.ByQuery),
+		chromedp.Click(`input[name="r0-notify"][value="chat"]`, chromedp.ByQuery),
 		chromedp.Click(`#save-alerts`, chromedp.ByQuery),
 		chromedp.WaitVisible(`.flash.ok`, chromedp.ByQuery),
 	)
@@ -461,12 +483,16 @@ func TestWorkspaceAlertRuleEditedFires(t *testing.T) {
 		t.Fatalf("rule state = %q", got)
 	}
 	w.shot("map-alerts")
+	w.eventually("one webhook call, to chat only", func() (bool, string) {
+		c := got()
+		return len(c) == 1 && strings.HasPrefix(c[0], "/chat ") && strings.Contains(c[0], `"rule":"2 errors in 1m → pause (notify chat)"`) && strings.Contains(c[0], `"state":"firing"`), fmt.Sprint(c)
+	})
 	var changed, fired, paused bool
 	for _, a := range w.activity("customers") {
 		switch {
-		case a.Kind == "alert" && a.Message == "alert rules changed: 2 errors in 1m → pause" && strings.HasPrefix(a.Actor, "operator token "):
+		case a.Kind == "alert" && a.Message == "alert rules changed: 2 errors in 1m → pause (notify chat)" && strings.HasPrefix(a.Actor, "operator token "):
 			changed = true
-		case a.Kind == "alert" && strings.HasPrefix(a.Message, "DW2030 alert 2 errors in 1m → pause: 2 errors in the last 1m; see http://"):
+		case a.Kind == "alert" && strings.HasPrefix(a.Message, "DW2030 alert 2 errors in 1m → pause (notify chat): 2 errors in the last 1m; see http://"):
 			fired = true
 		case a.Kind == "status" && a.Message == "Running → Paused" && a.Actor == "alert":
 			paused = true
