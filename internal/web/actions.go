@@ -148,6 +148,30 @@ func (s *Server) fullRerunPost(w http.ResponseWriter, r *http.Request) {
 	redirect(w, r, mapPath(name, "initial"), "full initial sync started", err)
 }
 
+// skipInitialPost gives up a map's initial sync (one that keeps failing,
+// or that is not wanted after all) and turns on live sync, as dual-write's
+// "Skip initial sync": the initial sync is aborted (stop) and the map run
+// again without it.
+func (s *Server) skipInitialPost(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("name")
+	v, err := s.o.Engine.Map(ctx, name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if v.Status != wire.Initializing || !allows(v, string(wire.ActionStop)) {
+		redirect(w, r, mapPath(name, "initial"), "", problem.New(problem.InvalidAction, "cannot skip the initial sync of map %s: it is %s, not Initializing", name, v.Status))
+		return
+	}
+	if _, err := s.o.Engine.Stop(ctx, name, actor(r)); err != nil {
+		redirect(w, r, mapPath(name, "initial"), "", err)
+		return
+	}
+	_, err = s.o.Engine.Run(ctx, name, wire.RunOptions{SkipInitialSync: true, Actor: actor(r)})
+	redirect(w, r, mapPath(name, "initial"), "initial sync skipped; live sync is on", err)
+}
+
 // catchUpPost retries or discards the selected catch-up errors, or all.
 func (s *Server) catchUpPost(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")

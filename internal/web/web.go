@@ -168,6 +168,7 @@ var routeTable = []route{
 	{"POST " + mapPrefix + "/stop", func(s *Server) http.HandlerFunc { return s.stopPost }},
 	{"POST " + mapPrefix + "/rerun", func(s *Server) http.HandlerFunc { return s.rerunPost }},
 	{"POST " + mapPrefix + "/full-rerun", func(s *Server) http.HandlerFunc { return s.fullRerunPost }},
+	{"POST " + mapPrefix + "/skip-initial-sync", func(s *Server) http.HandlerFunc { return s.skipInitialPost }},
 	{"POST " + mapPrefix + "/catchup", func(s *Server) http.HandlerFunc { return s.catchUpPost }},
 	{"POST " + mapPrefix + "/alerts", func(s *Server) http.HandlerFunc { return s.alertsPost }},
 	{"GET " + mapPrefix + "/activity.csv", func(s *Server) http.HandlerFunc { return s.activityCSV }},

@@ -537,3 +537,53 @@ func (w *ws) checkRowActions() []listRow {
 	}
 	return rows
 }
+
+func TestWorkspaceSkipsAFailingInitialSync(t *testing.T) {
+	w := newWS(t, `
+INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES
+	('usmf', 'OLD-1', 'Pre-existing', 'USD'),
+	('usmf', 'OLD-2', 'Pre-existing too', 'EUR');
+`, "")
+	// The ERP table disappears after the engine described it: customers
+	// cannot start and keeps failing while Initializing.
+	w.exec(w.erp, `ALTER TABLE custtable RENAME TO custtable_away`)
+	w.api("POST", "/api/v1/maps/customers/run", map[string]any{"with_related": true}, nil)
+	w.eventually("customers failing to start", func() (bool, string) {
+		var v struct {
+			Status        string
+			StartFailures int `json:"start_failures"`
+		}
+		w.api("GET", "/api/v1/maps/customers", nil, &v)
+		return v.Status == "Initializing" && v.StartFailures > 0, fmt.Sprintf("%+v", v)
+	})
+	w.login()
+	w.run("initial sync tab", chromedp.Navigate(w.base+"/maps/customers?tab=initial"), chromedp.WaitVisible(`#skip-initial`, chromedp.ByQuery))
+	if got := w.text(`#map-header`); !strings.Contains(got, "Cannot start") {
+		t.Fatalf("the header does not say the map cannot start:\n%s", got)
+	}
+	w.shot("map-initial-failing")
+	w.run("skip it", chromedp.Click(`#skip-initial`, chromedp.ByQuery), chromedp.WaitVisible(`.flash.ok`, chromedp.ByQuery))
+	if got := w.text(`.flash.ok`); got != "initial sync skipped; live sync is on" {
+		t.Fatalf("skip said %q", got)
+	}
+	// With the table back, the map starts without copying the old rows,
+	// and live sync carries new changes.
+	w.exec(w.erp, `ALTER TABLE custtable_away RENAME TO custtable`)
+	w.waitStatus("customers", "Running")
+	if n := w.count(w.crm, `SELECT count(*) FROM account`); n != 0 {
+		t.Fatalf("the skipped initial sync copied %d rows", n)
+	}
+	w.exec(w.erp, `INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES ('usmf', 'NEW-1', 'Live', 'USD')`)
+	w.eventually("NEW-1 reaches crm", func() (bool, string) {
+		n := w.count(w.crm, `SELECT count(*) FROM account WHERE accountnumber='NEW-1'`)
+		return n == 1, fmt.Sprint(n)
+	})
+	var stopped, ranWithout bool
+	for _, a := range w.activity("customers") {
+		stopped = stopped || (a.Kind == "status" && a.Message == "Initializing → Not running" && strings.HasPrefix(a.Actor, "operator token "))
+		ranWithout = ranWithout || (a.Kind == "run" && strings.HasPrefix(a.Message, "run (initial sync off"))
+	}
+	if !stopped || !ranWithout {
+		t.Fatalf("activity: stopped %v, run without initial sync %v: %+v", stopped, ranWithout, w.activity("customers"))
+	}
+}
