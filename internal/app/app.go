@@ -145,7 +145,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Running,
 		return nil, err
 	}
 	r.ui.Start(context.WithoutCancel(ctx))
-	authn := auth.New(auth.Options{Tokens: r.Tokens, Secure: cfg.Engine.TLS(), Logger: log})
+	authn := auth.New(auth.Options{Tokens: r.Tokens, Secure: cfg.Engine.TLS(), TrustedOrigins: cfg.Engine.TrustedOrigins, Logger: log})
 	srv := &http.Server{Handler: handler(r.Engine, r.Metrics, authn, r.ui.Handler(), log), ReadHeaderTimeout: 10 * time.Second}
 	r.srv = srv
 	go func() {

@@ -337,14 +337,13 @@ func (a *Authenticator) sameOrigin(r *http.Request, origin string) bool {
 		return true
 	}
 	u, err := url.Parse(o)
-	if err != nil || u.Host == "" {
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return false // "null" and garbage
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host)
+	// The host and port decide, not the scheme: behind a proxy that ends
+	// TLS the browser's origin is https while this server sees http, and
+	// no other site can serve pages from this server's host and port.
+	return strings.EqualFold(u.Host, r.Host)
 }
 
 func (a *Authenticator) refuseUnauthenticated(w http.ResponseWriter, r *http.Request) {

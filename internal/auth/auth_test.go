@@ -266,3 +266,35 @@ func TestSessionCookieAttributes(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginBehindProxy: an origin with this server's host and port is
+// accepted whatever its scheme (a proxy may end TLS in front), a trusted
+// origin is accepted, any other is refused.
+func TestOriginBehindProxy(t *testing.T) {
+	t.Parallel()
+	toks, err := auth.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := auth.New(auth.Options{Tokens: toks, TrustedOrigins: []string{"https://dw.example.com/"}}).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for _, tc := range []struct {
+		origin string
+		status int
+	}{
+		{"http://engine.lan:7070", 200},
+		{"https://engine.lan:7070", 200},
+		{"https://DW.example.com", 200},
+		{"https://engine.lan:7071", 403},
+		{"https://dw.example.com.evil.example", 403},
+		{"ftp://engine.lan:7070", 403},
+	} {
+		req := httptest.NewRequest("POST", "http://engine.lan:7070/api/v1/maps/a/run", nil)
+		req.Header.Set("Authorization", "Bearer "+toks.Operator)
+		req.Header.Set("Origin", tc.origin)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.status {
+			t.Errorf("Origin %s: %d, want %d", tc.origin, rec.Code, tc.status)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 func TestVersionAndLogFlags(t *testing.T) {
@@ -93,5 +95,20 @@ func TestTokenFromConfiguration(t *testing.T) {
 	}
 	if len(seen) != 2 || seen[0] != "Bearer "+tok || seen[1] != "Bearer from-flag" {
 		t.Errorf("authorization headers %q", seen)
+	}
+}
+
+func TestStatusShowsFailedStarts(t *testing.T) {
+	t.Parallel()
+	m := wire.MapView{Status: wire.Initializing, InitRowsDone: 10, InitRowsTotal: 40, StartFailures: 3, LastStartError: "count item on crm: no such table"}
+	if got := formatStatus(m); got != "Initializing 25% (3 failed starts)" {
+		t.Errorf("formatStatus = %q", got)
+	}
+	var b strings.Builder
+	if err := writeMapDetail(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Failed starts:    3 in a row; last: count item on crm: no such table") {
+		t.Errorf("show:\n%s", b.String())
 	}
 }

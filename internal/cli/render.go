@@ -60,6 +60,9 @@ func formatStatus(m wire.MapView) string {
 	if m.Status == wire.Initializing && m.InitRowsTotal > 0 {
 		s += fmt.Sprintf(" %d%%", percent(m.InitRowsDone, m.InitRowsTotal))
 	}
+	if m.StartFailures > 0 {
+		s += " (" + plural(int64(m.StartFailures), "failed start", "failed starts") + ")"
+	}
 	if len(m.Problems) > 0 {
 		s += " (" + plural(int64(len(m.Problems)), "problem", "problems") + ")"
 	}

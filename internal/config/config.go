@@ -64,6 +64,10 @@ type Engine struct {
 	// at a proxy in front). Tokens and session cookies then cross it in
 	// clear text. Default false.
 	InsecureListen bool `yaml:"insecure_listen"`
+	// TrustedOrigins are origins ("https://dw.example.com") besides the
+	// engine's own address from which browsers may change state: the
+	// public address of a reverse proxy that rewrites the Host header.
+	TrustedOrigins []string `yaml:"trusted_origins"`
 	// QueueRetention is how long a paused map's queued changes are kept.
 	// Default 24h.
 	QueueRetention Duration `yaml:"queue_retention"`

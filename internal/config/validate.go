@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -102,6 +103,11 @@ func (v *validator) engine() {
 		v.add(problem.ConfigInvalid, "", "engine.listen", "listen address %q is not host:port; write e.g. 127.0.0.1:7070", e.Listen)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add(problem.ConfigInvalid, "", "engine.listen", "listen port %q in %q is not a port number; write e.g. %s:7070", port, e.Listen, host)
+	}
+	for i, o := range e.TrustedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			v.add(problem.ConfigInvalid, "", fmt.Sprintf("engine.trusted_origins[%d]", i), "trusted origin %q is not an origin; write scheme://host[:port], e.g. https://dualwrite.example.com", o)
+		}
 	}
 	if (e.TLSCert == "") != (e.TLSKey == "") {
 		v.add(problem.ConfigInvalid, "", "engine.tls_cert", "tls_cert and tls_key go together: give both PEM files to serve HTTPS, or neither")

@@ -121,6 +121,17 @@ engine:
 			code: problem.ListenInsecure, path: "engine.listen", at: at{6, "0.0.0.0"}, msg: "TLS is not configured",
 		},
 		{
+			name: "trusted origin with a path",
+			src: `link:
+  name: t
+  left: {name: erp, driver: sqlite, dsn: ./a.db}
+  right: {name: crm, driver: sqlite, dsn: ./b.db}
+engine:
+  trusted_origins: [https://dw.example.com/ui]
+`,
+			code: problem.ConfigInvalid, path: "engine.trusted_origins[0]", at: at{6, "https"}, msg: "is not an origin",
+		},
+		{
 			name: "tls cert without key",
 			src: `link:
   name: t
