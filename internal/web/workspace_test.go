@@ -458,6 +458,27 @@ func TestWorkspaceAlertRuleEditedFires(t *testing.T) {
 	w := newWS(t, "", fmt.Sprintf("notify:\n  webhooks:\n    - {name: chat, url: %q}\n    - {name: other, url: %q}\n", hook.URL+"/chat", hook.URL+"/other"))
 	w.runAll()
 	w.login()
+	// Wrong values are refused with a code and the field, and change nothing.
+	for _, c := range []struct{ field, value, want string }{
+		{"#r0-errors", "many", `DW2100 rule 1: errors must be a whole number, got "many"`},
+		{"#r0-within", "soon", `DW2100 rule 1: within must be a duration such as 15m, got "soon"`},
+		{"#r0-errors", "-3", "DW1002 alert rule 1 of map customers: thresholds must not be negative"},
+	} {
+		w.run("a wrong "+c.field,
+			chromedp.Navigate(w.base+"/maps/customers?tab=alerts"),
+			chromedp.WaitVisible(`#save-alerts`, chromedp.ByQuery),
+			chromedp.SetValue(`#r0-when`, "errors", chromedp.ByQuery),
+			chromedp.SetValue(c.field, c.value, chromedp.ByQuery),
+			chromedp.Click(`#save-alerts`, chromedp.ByQuery),
+			chromedp.WaitVisible(`.flash.err`, chromedp.ByQuery),
+		)
+		if got := w.text(`.flash.err`); got != c.want {
+			t.Errorf("%s = %q: the page says %q, want %q", c.field, c.value, got, c.want)
+		}
+	}
+	if rules := w.r.Alerts.Rules("customers"); len(rules) != 0 {
+		t.Fatalf("refused rules were saved: %+v", rules)
+	}
 	w.run("alerts tab: pause at 2 errors in a minute, tell chat",
 		chromedp.Navigate(w.base+"/maps/customers?tab=alerts"),
 		chromedp.WaitVisible(`#save-alerts`, chromedp.ByQuery),
