@@ -351,6 +351,10 @@ func TestWorkspaceRetriesAndDiscardsCatchUpErrors(t *testing.T) {
 		t.Fatalf("catch-up keys = %q", keys)
 	}
 	w.shot("map-catchup")
+	w.run("retry with nothing selected", chromedp.Click(`#retry-selected`, chromedp.ByQuery), chromedp.WaitVisible(`.flash.err`, chromedp.ByQuery))
+	if got := w.text(`.flash.err`); got != "DW2100 no error is selected; tick the errors, or use the buttons for all" {
+		t.Fatalf("retry of nothing said %q", got)
+	}
 	// Fix E-1's cause, then retry it alone.
 	w.exec(w.erp, `INSERT INTO currencies VALUES ('ZZZ', 'Zed', 'z')`)
 	w.eventually("ZZZ reaches crm", func() (bool, string) {
