@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -135,5 +136,45 @@ func TestFailingStartIsShownAndCanBeStopped(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("/readyz after the stop: %d", resp.StatusCode)
+	}
+}
+
+// TestStopAbortsInProcess runs the abort in the test's process, so that
+// the race detector sees the worker, Stop and the capture loops together:
+// stop while Initializing, run again, stop again, then run it with skip
+// initial sync.
+func TestStopAbortsInProcess(t *testing.T) {
+	l := newLink(t, `WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i < 20000)
+		INSERT INTO companies SELECT printf('c%06d', i), 'company ' || i FROM s;`, "")
+	l.start()
+	for round := range 2 {
+		l.mustCall("POST", "/api/v1/maps/companies/run", map[string]any{}, nil)
+		l.eventually("initial sync under way", func() (bool, string) {
+			var v struct {
+				Status       string
+				InitRowsDone int64 `json:"init_rows_done"`
+			}
+			l.mustCall("GET", "/api/v1/maps/companies", nil, &v)
+			return v.Status == "Initializing" && v.InitRowsDone > 0, fmt.Sprintf("%+v", v)
+		})
+		var res struct{ Status string }
+		l.mustCall("POST", "/api/v1/maps/companies/stop", nil, &res)
+		if res.Status != "Not running" || l.status("companies") != "Not running" {
+			t.Fatalf("round %d: stop answered %s, map is %s", round, res.Status, l.status("companies"))
+		}
+	}
+	// After the aborts the map runs as any Not running map does.
+	l.mustCall("POST", "/api/v1/maps/companies/run", map[string]any{"skip_initial_sync": true}, nil)
+	l.waitStatus("companies", "Running")
+	var acts struct{ Activity []struct{ Message string } }
+	l.mustCall("GET", "/api/v1/maps/companies/activity?limit=100", nil, &acts)
+	aborted := 0
+	for _, a := range acts.Activity {
+		if strings.Contains(a.Message, "initial sync aborted") {
+			aborted++
+		}
+	}
+	if aborted != 2 {
+		t.Errorf("activity records %d aborted initial syncs, want 2", aborted)
 	}
 }

@@ -64,7 +64,7 @@ func commands() []*command {
 			name:     "maps list",
 			summary:  "list the maps with their status, errors and queue",
 			desc:     "List every map of the engine: status, last sync, initial sync and catch-up error counts, and\nthe queue of changes waiting (depth and age of the oldest).",
-			examples: []string{"dualwrite maps list", "dualwrite maps list --output json", "dualwrite maps list --server http://engine:7070"},
+			examples: []string{"dualwrite maps list", "dualwrite maps list --output json", "dualwrite maps list --config /etc/dualwrite/dualwrite.yaml", "dualwrite maps list --server https://engine:7070 --token \"$(cat viewer.token)\""},
 			setup:    setupMapsList,
 		},
 		{
