@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test against the real services on loopback. It first makes the
 # local PostgreSQL and MariaDB ready for log-based capture (idempotent: a
-# configured server is left alone), then runs vet and the test suite.
+# configured server is left alone) and installs Chromium for the browser
+# tests of the web workspace when it is missing, then runs vet and the test
+# suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for s in scripts/setup-postgres.sh scripts/setup-mariadb.sh; do
+for s in scripts/setup-postgres.sh scripts/setup-mariadb.sh scripts/setup-chromium.sh; do
 	if [[ -x "$s" || -f "$s" ]]; then
 		bash "$s"
 	fi

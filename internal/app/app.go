@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"time"
 
+	"github.com/dualwrite/dualwrite/internal/alert"
 	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
@@ -21,16 +23,21 @@ import (
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/queue"
 	"github.com/dualwrite/dualwrite/internal/store"
+	"github.com/dualwrite/dualwrite/internal/web"
 )
 
 // Version is set at build time.
 var Version = "dev"
 
-// Running is a started link: engine plus API.
+// Running is a started link: engine, alerts, and the API and the web
+// workspace on one listener.
 type Running struct {
 	Config *config.Config
 	Engine *engine.Engine
-	// Addr is the address the API listens on; URL is its base URL.
+	// Alerts evaluates the maps' alert rules.
+	Alerts *alert.Watcher
+	// Addr is the address the API and the workspace listen on; URL is
+	// their base URL.
 	Addr string
 	URL  string
 	// Tokens are the access tokens, read from (or created in) data_dir.
@@ -44,6 +51,7 @@ type Running struct {
 	store *store.Store
 	queue *queue.Queue
 	srv   *http.Server
+	ui    *web.Server
 	done  chan error
 	// stopWatch ends the ownership watch; watched is closed when it ended.
 	stopWatch context.CancelFunc
@@ -146,8 +154,26 @@ func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock
 		ln.Close()
 		return nil, err
 	}
+	r.Alerts, err = alert.New(ctx, alert.Options{
+		Config: cfg,
+		Engine: r.Engine,
+		Store:  r.store,
+		MapURL: func(name string) string { return r.URL + "/maps/" + url.PathEscape(name) },
+		Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	r.Alerts.Start(context.WithoutCancel(ctx))
+	r.ui, err = web.New(web.Options{Config: cfg, Engine: r.Engine, Alerts: r.Alerts, Logger: log, Version: Version})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	r.ui.Start(context.WithoutCancel(ctx))
 	authn := auth.New(auth.Options{Tokens: r.Tokens, Secure: cfg.Engine.TLS(), TrustedOrigins: cfg.Engine.TrustedOrigins, Logger: log})
-	srv := &http.Server{Handler: handler(r.Engine, r.Metrics, authn, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler(r.Engine, r.Metrics, authn, r.ui.Handler(), log), ReadHeaderTimeout: 10 * time.Second}
 	r.srv = srv
 	go func() {
 		err := srv.Serve(ln) // not r.srv: Close clears it
@@ -157,7 +183,7 @@ func StartLocked(ctx context.Context, cfg *config.Config, log *slog.Logger, lock
 		r.done <- err
 	}()
 	r.watchOwnership(context.WithoutCancel(ctx), link)
-	log.Info("engine started", "link", cfg.Link.Name, "api", r.URL,
+	log.Info("engine started", "link", cfg.Link.Name, "workspace", r.URL+"/", "api", r.URL+"/api/v1",
 		"token", auth.TokenPath(cfg.Engine.DataDir, auth.Operator))
 	ok = true
 	return r, nil
@@ -175,7 +201,7 @@ func (r *Running) Done() <-chan error { return r.done }
 // in flight and save positions before it cancels them.
 const ShutdownGrace = 10 * time.Second
 
-// Close stops the API, then the engine softly (it finishes the
+// Close stops the API and the workspace, the alerts, then the engine softly (it finishes the
 // transactions in flight and saves positions, for at most ShutdownGrace),
 // then closes the queue, the store and the connectors. It is idempotent.
 func (r *Running) Close() {
@@ -189,6 +215,14 @@ func (r *Running) Close() {
 		_ = r.srv.Shutdown(ctx)
 		cancel()
 		r.srv = nil
+	}
+	if r.ui != nil {
+		r.ui.Stop()
+		r.ui = nil
+	}
+	if r.Alerts != nil {
+		r.Alerts.Stop()
+		r.Alerts = nil
 	}
 	if r.Engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)

@@ -60,16 +60,18 @@ func listen(e config.Engine) (net.Listener, error) {
 }
 
 // handler is everything the engine serves on engine.listen, behind
-// authentication: the API, /metrics, and the probes (public).
+// authentication: the API under /api/, /metrics, the probes (public), and
+// the web workspace at every other path.
 //
 // Invariant: every route but /healthz, /readyz and /login passes through
 // auth.Authenticator.Wrap.
-func handler(e *engine.Engine, m *metrics.Metrics, a *auth.Authenticator, log *slog.Logger) http.Handler {
+func handler(e *engine.Engine, m *metrics.Metrics, a *auth.Authenticator, ui http.Handler, log *slog.Logger) http.Handler {
 	apiHandler := api.New(e, api.Options{Logger: log, Version: Version}).Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", health.Live(Version))
 	mux.Handle("/readyz", health.Ready(e.Ready, readyTimeout))
 	mux.Handle("GET /metrics", m.Handler())
-	mux.Handle("/", apiHandler)
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/", ui)
 	return a.Wrap(mux)
 }

@@ -19,6 +19,8 @@ type Config struct {
 	Link   Link   `yaml:"link"`
 	Engine Engine `yaml:"engine"`
 	Maps   []Map  `yaml:"maps"`
+	// Notify holds the alert channels (alert.go).
+	Notify Notify `yaml:"notify"`
 	// File is the path the configuration was loaded from.
 	File string `yaml:"-"`
 	// positions holds the line and column of every value in the file by
@@ -159,7 +161,9 @@ type Map struct {
 	Columns   []ColumnMap `yaml:"columns"`
 	Lookups   []Lookup    `yaml:"lookups"`
 	Filter    Filter      `yaml:"filter"`
-	Pos       Pos         `yaml:"-"`
+	// Alerts are the map's alert rules (alert.go); none by default.
+	Alerts []AlertRule `yaml:"alerts"`
+	Pos    Pos         `yaml:"-"`
 }
 
 // KeyColumn is one entry of the integration key: usually one column on

@@ -50,6 +50,7 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Maps {
 		c.Maps[i].applyDefaults(i)
 	}
+	c.Notify.applyDefaults()
 }
 
 func (m *Map) applyDefaults(index int) {
@@ -84,6 +85,9 @@ func (m *Map) applyDefaults(index int) {
 		default:
 			col.Direction = m.Direction
 		}
+	}
+	for i := range m.Alerts {
+		m.Alerts[i].ApplyDefaults()
 	}
 	for i := range m.Lookups {
 		if m.Lookups[i].Direction == "" {

@@ -44,6 +44,7 @@ func (c *Config) Validate() []Issue {
 	v := &validator{c: c}
 	v.link()
 	v.engine()
+	v.notify()
 	names := map[string]int{}
 	for i := range c.Maps {
 		m := &c.Maps[i]
@@ -56,6 +57,7 @@ func (c *Config) Validate() []Issue {
 			}
 		}
 		v.mapping(i, m, p)
+		v.alerts(m, p)
 	}
 	v.issues = append(v.issues, c.cycleIssues()...)
 	sortIssues(v.issues)

@@ -132,7 +132,8 @@ func Run(ctx context.Context, o Options) error {
 	t.api = r.URL
 	t.token = r.Tokens.Operator
 	t.eng = r.Engine
-	fmt.Fprintf(out, "Engine API on %s (configuration %s; operator token in %s)\n\n", t.api, cfgPath, auth.TokenPath(cfg.Engine.DataDir, auth.Operator))
+	fmt.Fprintf(out, "Workspace: %s/ (open it in a browser; sign in with the token in %s)\nEngine API on %s (configuration %s)\n\n",
+		t.api, auth.TokenPath(cfg.Engine.DataDir, auth.Operator), t.api, cfgPath)
 
 	if err := t.run(ctx); err != nil {
 		return err
@@ -156,7 +157,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN)
+	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch in the workspace at %s/. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, t.api)
 	fmt.Fprintf(out, "From another terminal, the maps commands find the engine and its access token through the configuration:\n\n  export DUALWRITE_CONFIG=%s\n  dualwrite maps list\n", cfgPath)
 	select {
 	case <-ctx.Done():
