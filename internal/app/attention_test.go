@@ -108,7 +108,7 @@ func (v attentionView) String() string {
 func viewOf(t *testing.T, p *engineProc, name string) attentionView {
 	t.Helper()
 	var v attentionView
-	resp, err := p.do("GET", "/api/v1/maps/" + name, nil)
+	resp, err := p.do("GET", "/api/v1/maps/"+name, nil)
 	if err != nil {
 		t.Fatalf("GET map %s: %v", name, err)
 	}
@@ -122,7 +122,7 @@ func viewOf(t *testing.T, p *engineProc, name string) attentionView {
 // activityOf returns a map's activity log as "kind: message" lines.
 func activityOf(t *testing.T, p *engineProc, name string) string {
 	t.Helper()
-	resp, err := p.do("GET", "/api/v1/maps/" + name + "/activity", nil)
+	resp, err := p.do("GET", "/api/v1/maps/"+name+"/activity", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
