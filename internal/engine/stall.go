@@ -433,8 +433,14 @@ func (e *Engine) beforeRun(ctx context.Context, ms *mapState) error {
 		return nil
 	}
 	// This also records the tables as they are now, so that columns added
-	// from here on are reported.
-	if issue, broken := e.schemaIssue(ctx, ms); broken {
+	// from here on are reported. A map the engine stopped for a schema
+	// change is refused until its tables fit again; any other map runs and,
+	// if its tables do not fit, fails to start visibly (start_failures),
+	// where the user can stop it or skip its initial sync.
+	ms.att.mu.Lock()
+	schemaStop := ms.att.stopped != nil && ms.att.stopped.Code == string(problem.SchemaChanged)
+	ms.att.mu.Unlock()
+	if issue, broken := e.schemaIssue(ctx, ms); broken && schemaStop {
 		return problem.New(problem.SchemaChanged, "map %s cannot run: %s; fix the table or the map first", ms.name, issue)
 	}
 	ms.att.mu.Lock()

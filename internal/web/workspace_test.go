@@ -355,20 +355,22 @@ func TestWorkspaceRetriesAndDiscardsCatchUpErrors(t *testing.T) {
 	if got := w.text(`.flash.err`); got != "DW2100 no error is selected; tick the errors, or use the buttons for all" {
 		t.Fatalf("retry of nothing said %q", got)
 	}
-	// Fix E-1's cause, then retry it alone.
-	w.exec(w.erp, `INSERT INTO currencies VALUES ('ZZZ', 'Zed', 'z')`)
-	w.eventually("ZZZ reaches crm", func() (bool, string) {
-		n := w.count(w.crm, `SELECT count(*) FROM transactioncurrency WHERE isocurrencycode='ZZZ'`)
-		return n == 1, fmt.Sprint(n)
-	})
-	w.run("retry E-1",
-		chromedp.Click(fmt.Sprintf(`#ce-%d`, list.Errors[0].ID), chromedp.ByQuery),
+	// A retry of E-3 alone, whose currency still does not exist: it is
+	// parked again, its change kept.
+	w.run("retry E-3",
+		chromedp.Click(fmt.Sprintf(`#ce-%d`, list.Errors[1].ID), chromedp.ByQuery),
 		chromedp.Click(`#retry-selected`, chromedp.ByQuery),
-		chromedp.WaitVisible(`.flash.ok`, chromedp.ByQuery),
 	)
-	if got := w.text(`.flash.ok`); got != "retried 1: 1 succeeded, 0 failed" {
-		t.Fatalf("retry said %q", got)
-	}
+	w.waitFor("retry of E-3 answered", `[...document.querySelectorAll('.flash')].some(f => f.innerText === "retried 1: 0 succeeded, 1 failed")`)
+	// E-1's currency arrives: E-1 catches up by itself (it waited for
+	// that record), E-3 stays.
+	w.exec(w.erp, `INSERT INTO currencies VALUES ('ZZZ', 'Zed', 'z')`)
+	w.eventually("E-1 caught up by itself", func() (bool, string) {
+		v := w.view("customers")
+		n := w.count(w.crm, `SELECT count(*) FROM account WHERE accountnumber='E-1'`)
+		return v.CatchUpErrors == 1 && n == 1, fmt.Sprint(v.CatchUpErrors, " errors, E-1 rows ", n)
+	})
+	w.run("catch-up tab again", chromedp.Navigate(w.base+"/maps/customers?tab=catchup"), chromedp.WaitVisible(`#discard-all`, chromedp.ByQuery))
 	w.run("discard all", chromedp.Click(`#discard-all`, chromedp.ByQuery))
 	w.waitFor("discard done", `document.querySelector('.flash.ok')?.innerText === "discarded 1"`)
 	if v := w.view("customers"); v.CatchUpErrors != 0 {
@@ -571,9 +573,10 @@ INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES
 	('usmf', 'OLD-1', 'Pre-existing', 'USD'),
 	('usmf', 'OLD-2', 'Pre-existing too', 'EUR');
 `, "")
-	// The ERP table disappears after the engine described it: customers
+	// An application's view stands where the engine keeps its capture
+	// state on the ERP: capture cannot be set up there, so customers
 	// cannot start and keeps failing while Initializing.
-	w.exec(w.erp, `ALTER TABLE custtable RENAME TO custtable_away`)
+	w.exec(w.erp, `CREATE VIEW _dw_capture_state AS SELECT 1 AS id, 0 AS acked`)
 	w.api("POST", "/api/v1/maps/customers/run", map[string]any{"with_related": true}, nil)
 	w.eventually("customers failing to start", func() (bool, string) {
 		var v struct {
@@ -593,9 +596,9 @@ INSERT INTO custtable (dataareaid, accountnum, name, currency) VALUES
 	if got := w.text(`.flash.ok`); got != "initial sync skipped; live sync is on" {
 		t.Fatalf("skip said %q", got)
 	}
-	// With the table back, the map starts without copying the old rows,
+	// With the view gone, the map starts without copying the old rows,
 	// and live sync carries new changes.
-	w.exec(w.erp, `ALTER TABLE custtable_away RENAME TO custtable`)
+	w.exec(w.erp, `DROP VIEW _dw_capture_state`)
 	w.waitStatus("customers", "Running")
 	if n := w.count(w.crm, `SELECT count(*) FROM account`); n != 0 {
 		t.Fatalf("the skipped initial sync copied %d rows", n)
