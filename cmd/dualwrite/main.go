@@ -23,7 +23,10 @@ func main() {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
 	h := cli.Handlers{
-		Serve: func(ctx context.Context, path string) error { return app.Serve(ctx, path, log) },
+		Serve: func(ctx context.Context, path string) error {
+			servePprof(log)
+			return app.Serve(ctx, path, log)
+		},
 		Validate: func(ctx context.Context, path string, out io.Writer, asJSON bool) (int, error) {
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 			return app.Validate(ctx, path, out, asJSON, quiet)

@@ -107,17 +107,21 @@ var lkMaps = []tableMap{
 }
 
 // lkCustomerInsert inserts customers first..last (row numbers): row i
-// belongs to company i%3 with account number (i-1)/3+1, so each account
-// number exists in all three companies. Its invoice account is the first
-// account of its block of ten in the same company: that account refers
-// to itself, the nine others to an earlier row.
+// belongs to company i%3 with account number k = (i-1)/3+1, so each
+// account number exists in all three companies. Accounts come in blocks
+// of ten per company: the nine others name the block's first account as
+// their invoice account (a reference within the company, often within
+// the same initial sync chunk); the first has none, except one in a
+// hundred blocks whose first account is its own invoice account. The
+// currency and group follow i, so checkLookups can recompute them from
+// the name.
 const lkCustomerInsert = `INSERT INTO lk_custtable (dataareaid, accountnum, name, amount, updated_at, note, currency, custgroup, invoiceaccount)
-	SELECT (ARRAY['usmf','demf','gbsi'])[i %% 3 + 1], 'C' || lpad(((i - 1) / 3 + 1)::text, 9, '0'),
+	SELECT (ARRAY['usmf','demf','gbsi'])[i %% 3 + 1], 'C' || lpad(k::text, 9, '0'),
 		'Customer ' || i, round((random() * 100000)::numeric, 4), timestamp '2024-01-01' + i * interval '1 second',
 		'Note ' || repeat(md5(i::text), 3),
 		(ARRAY['USD','EUR','GBP','JPY','CHF','CAD','AUD','SEK'])[i %% 8 + 1], ((i %% 5 + 1) * 10)::text,
-		'C' || lpad((((i - 1) / 3) / 10 * 10 + 1)::text, 9, '0')
-	FROM generate_series(%d, %d) AS i`
+		CASE WHEN k %% 10 <> 1 OR k %% 1000 = 1 THEN 'C' || lpad(((k - 1) / 10 * 10 + 1)::text, 9, '0') END
+	FROM generate_series(%d, %d) AS i, LATERAL (SELECT (i - 1) / 3 + 1 AS k) AS a`
 
 // fillLookupSource creates the lookups phase's tables on both sides and
 // fills the source with the currencies, the groups of every company and
@@ -136,21 +140,28 @@ func fillLookupSource(ctx context.Context, src, dst *sql.DB, rows int) error {
 		"VACUUM (ANALYZE) lk_custtable")
 }
 
-// checkLookups fails unless every account on the target has its three
-// references set, each to a row of the right kind, the group and the
-// invoice account in the account's own company.
+// checkLookups fails unless the target holds want accounts and each
+// references, through the generated uuids, exactly the currency, the
+// group of its own company and the invoice account of its own company
+// that its source row names (recomputed from the row number in its
+// name, as lkCustomerInsert made them).
 func checkLookups(ctx context.Context, dst *sql.DB, want int64) error {
 	var n, wrong int64
-	err := dst.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE c.transactioncurrencyid IS NULL OR g.customergroupid IS NULL OR i.accountid IS NULL)
+	err := dst.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE
+			c.isocurrencycode IS DISTINCT FROM (ARRAY['USD','EUR','GBP','JPY','CHF','CAD','AUD','SEK'])[x.i % 8 + 1]
+			OR g.companycode IS DISTINCT FROM a.companycode OR g.groupid IS DISTINCT FROM ((x.i % 5 + 1) * 10)::text
+			OR inv.companycode IS DISTINCT FROM (CASE WHEN x.k % 10 <> 1 OR x.k % 1000 = 1 THEN a.companycode END)
+			OR inv.accountnumber IS DISTINCT FROM (CASE WHEN x.k % 10 <> 1 OR x.k % 1000 = 1 THEN 'C' || lpad(((x.k - 1) / 10 * 10 + 1)::text, 9, '0') END))
 		FROM lk_account a
+		CROSS JOIN LATERAL (SELECT substr(a.name, 10)::bigint AS i, substr(a.accountnumber, 2)::bigint AS k) AS x
 		LEFT JOIN lk_transactioncurrency c ON c.transactioncurrencyid = a.transactioncurrencyid
-		LEFT JOIN lk_customergroup g ON g.customergroupid = a.customergroupid AND g.companycode = a.companycode
-		LEFT JOIN lk_account i ON i.accountid = a.invoiceaccountid AND i.companycode = a.companycode`).Scan(&n, &wrong)
+		LEFT JOIN lk_customergroup g ON g.customergroupid = a.customergroupid
+		LEFT JOIN lk_account inv ON inv.accountid = a.invoiceaccountid`).Scan(&n, &wrong)
 	if err != nil {
 		return fmt.Errorf("check the lookups on the target: %w", err)
 	}
 	if n != want || wrong != 0 {
-		return fmt.Errorf("the target holds %d accounts, want %d; %d of them lack a currency, a group of their company or an invoice account of their company", n, want, wrong)
+		return fmt.Errorf("the target holds %d accounts, want %d; %d of them do not reference the currency, the group of their company or the invoice account of their company that their source row names", n, want, wrong)
 	}
 	return nil
 }
@@ -325,7 +336,7 @@ func (p *engineProc) waitMap(ctx context.Context, name, what string, done func(m
 			return p.failed("the engine exited while map %s was to %s (%v)", name, what, p.waitErr)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
