@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -26,8 +27,10 @@ CREATE TABLE lk_custgroup (
 	dataareaid varchar(4) NOT NULL,
 	custgroup varchar(10) NOT NULL,
 	description text,
-	PRIMARY KEY (dataareaid, custgroup));
-CREATE TABLE lk_custtable (
+	PRIMARY KEY (dataareaid, custgroup))`
+	// lkCustTableDDL and lkAccountDDL are a customers table on each side,
+	// by name: one for the initial sync, one for the catch-up.
+	lkCustTableDDL = `CREATE TABLE %s (
 	dataareaid varchar(4) NOT NULL,
 	accountnum varchar(20) NOT NULL,
 	name varchar(100) NOT NULL,
@@ -47,8 +50,8 @@ CREATE TABLE lk_customergroup (
 	companycode varchar(4) NOT NULL,
 	groupid varchar(10) NOT NULL,
 	description text,
-	UNIQUE (companycode, groupid));
-CREATE TABLE lk_account (
+	UNIQUE (companycode, groupid))`
+	lkAccountDDL = `CREATE TABLE %s (
 	accountid uuid PRIMARY KEY DEFAULT gen_random_uuid(),
 	companycode varchar(4) NOT NULL,
 	accountnumber varchar(20) NOT NULL,
@@ -62,14 +65,18 @@ CREATE TABLE lk_account (
 	UNIQUE (companycode, accountnumber))`
 )
 
-// The maps of the lookups phase. lkCustomers is the one measured.
+// The maps of the lookups phase: the currencies and groups, and two
+// customers maps of the same shape, one for the initial sync and one for
+// the catch-up, each run by its own engine process so that each memory
+// figure is its own.
 const (
-	lkCurrencies = "lk_currencies"
-	lkGroups     = "lk_groups"
-	lkCustomers  = "lk_customers"
+	lkCurrencies     = "lk_currencies"
+	lkGroups         = "lk_groups"
+	lkCustomers      = "lk_customers"
+	lkCustomersQueue = "lk_customers_catchup"
 )
 
-var lkMaps = []tableMap{
+var lkRelatedMaps = []tableMap{
 	{name: lkCurrencies, body: `    left: lk_currency
     right: lk_transactioncurrency
     key: [{left: currencycode, right: isocurrencycode}]
@@ -87,8 +94,13 @@ var lkMaps = []tableMap{
       - {left: custgroup, right: groupid}
       - {left: description, right: description}
 `},
-	{name: lkCustomers, body: `    left: lk_custtable
-    right: lk_account
+}
+
+// lkCustomersMap is a customers map between the tables left and right,
+// with its three lookups.
+func lkCustomersMap(name, left, right string) tableMap {
+	return tableMap{name: name, body: fmt.Sprintf(`    left: %s
+    right: %s
     key:
       - {left: dataareaid, right: companycode, company: true}
       - {left: accountnum, right: accountnumber}
@@ -102,8 +114,8 @@ var lkMaps = []tableMap{
     lookups:
       - {map: lk_currencies, left: currency, right: transactioncurrencyid, right_ref: transactioncurrencyid}
       - {map: lk_groups, left: custgroup, right: customergroupid, right_ref: customergroupid}
-      - {map: lk_customers, left: invoiceaccount, left_ref: accountnum, right: invoiceaccountid, right_ref: accountid}
-`},
+      - {map: %s, left: invoiceaccount, left_ref: accountnum, right: invoiceaccountid, right_ref: accountid}
+`, left, right, name)}
 }
 
 // lkCustomerInsert inserts customers first..last (row numbers): row i
@@ -115,7 +127,7 @@ var lkMaps = []tableMap{
 // hundred blocks whose first account is its own invoice account. The
 // currency and group follow i, so checkLookups can recompute them from
 // the name.
-const lkCustomerInsert = `INSERT INTO lk_custtable (dataareaid, accountnum, name, amount, updated_at, note, currency, custgroup, invoiceaccount)
+const lkCustomerInsert = `INSERT INTO %s (dataareaid, accountnum, name, amount, updated_at, note, currency, custgroup, invoiceaccount)
 	SELECT (ARRAY['usmf','demf','gbsi'])[i %% 3 + 1], 'C' || lpad(k::text, 9, '0'),
 		'Customer ' || i, round((random() * 100000)::numeric, 4), timestamp '2024-01-01' + i * interval '1 second',
 		'Note ' || repeat(md5(i::text), 3),
@@ -125,18 +137,18 @@ const lkCustomerInsert = `INSERT INTO lk_custtable (dataareaid, accountnum, name
 
 // fillLookupSource creates the lookups phase's tables on both sides and
 // fills the source with the currencies, the groups of every company and
-// rows customers.
+// rows customers in lk_custtable (lk_custtable_q stays empty).
 func fillLookupSource(ctx context.Context, src, dst *sql.DB, rows int) error {
-	if err := execAll(ctx, src, lkSourceDDL); err != nil {
+	if err := execAll(ctx, src, lkSourceDDL, fmt.Sprintf(lkCustTableDDL, "lk_custtable"), fmt.Sprintf(lkCustTableDDL, "lk_custtable_q")); err != nil {
 		return fmt.Errorf("create the lookups tables: %w", err)
 	}
-	if err := execAll(ctx, dst, lkTargetDDL); err != nil {
+	if err := execAll(ctx, dst, lkTargetDDL, fmt.Sprintf(lkAccountDDL, "lk_account"), fmt.Sprintf(lkAccountDDL, "lk_account_q")); err != nil {
 		return fmt.Errorf("create the lookups tables: %w", err)
 	}
 	return execAll(ctx, src,
 		`INSERT INTO lk_currency SELECT c, 'Currency ' || c FROM unnest(ARRAY['USD','EUR','GBP','JPY','CHF','CAD','AUD','SEK']) AS c`,
 		`INSERT INTO lk_custgroup SELECT d, g::text, 'Group ' || g || ' of ' || d FROM unnest(ARRAY['usmf','demf','gbsi']) AS d, generate_series(10, 50, 10) AS g`,
-		fmt.Sprintf(lkCustomerInsert, 1, rows),
+		fmt.Sprintf(lkCustomerInsert, "lk_custtable", 1, rows),
 		"VACUUM (ANALYZE) lk_custtable")
 }
 
@@ -145,18 +157,18 @@ func fillLookupSource(ctx context.Context, src, dst *sql.DB, rows int) error {
 // group of its own company and the invoice account of its own company
 // that its source row names (recomputed from the row number in its
 // name, as lkCustomerInsert made them).
-func checkLookups(ctx context.Context, dst *sql.DB, want int64) error {
+func checkLookups(ctx context.Context, dst *sql.DB, table string, want int64) error {
 	var n, wrong int64
 	err := dst.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE
 			c.isocurrencycode IS DISTINCT FROM (ARRAY['USD','EUR','GBP','JPY','CHF','CAD','AUD','SEK'])[x.i % 8 + 1]
 			OR g.companycode IS DISTINCT FROM a.companycode OR g.groupid IS DISTINCT FROM ((x.i % 5 + 1) * 10)::text
 			OR inv.companycode IS DISTINCT FROM (CASE WHEN x.k % 10 <> 1 OR x.k % 1000 = 1 THEN a.companycode END)
 			OR inv.accountnumber IS DISTINCT FROM (CASE WHEN x.k % 10 <> 1 OR x.k % 1000 = 1 THEN 'C' || lpad(((x.k - 1) / 10 * 10 + 1)::text, 9, '0') END))
-		FROM lk_account a
+		FROM `+table+` a
 		CROSS JOIN LATERAL (SELECT substr(a.name, 10)::bigint AS i, substr(a.accountnumber, 2)::bigint AS k) AS x
 		LEFT JOIN lk_transactioncurrency c ON c.transactioncurrencyid = a.transactioncurrencyid
 		LEFT JOIN lk_customergroup g ON g.customergroupid = a.customergroupid
-		LEFT JOIN lk_account inv ON inv.accountid = a.invoiceaccountid`).Scan(&n, &wrong)
+		LEFT JOIN `+table+` inv ON inv.accountid = a.invoiceaccountid`).Scan(&n, &wrong)
 	if err != nil {
 		return fmt.Errorf("check the lookups on the target: %w", err)
 	}
@@ -182,8 +194,9 @@ func (b *bench) replaySize() (rows, perTx int) {
 }
 
 // lookupsPhase times the initial sync of the customers map with three
-// lookups at the full size, then the catch-up replay of a flat map and of
-// the customers map, each with the engine's peak memory during it.
+// lookups at the full size, then, in a fresh engine, the catch-up replay
+// of a flat map and of a customers map, each with the engine's peak memory
+// during it.
 func (b *bench) lookupsPhase(ctx context.Context, s *pgServer, left, right side, src, dst *sql.DB) (res lookupsResult, err error) {
 	rows := int64(b.o.Rows)
 	replayRows, perTx := b.replaySize()
@@ -198,18 +211,25 @@ func (b *bench) lookupsPhase(ctx context.Context, s *pgServer, left, right side,
 	if err := createPGTables(ctx, dst, "replay"); err != nil {
 		return res, err
 	}
-	maps := append([]tableMap{{name: "replay", left: "replay", right: "replay"}}, lkMaps...)
-	p, err := b.startEngine(ctx, left, right, maps)
+	runAll := func(p *engineProc, names ...string) error {
+		for _, m := range names {
+			if err := p.run(ctx, m); err != nil {
+				return err
+			}
+			if _, err := p.waitRunning(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	// Initial sync.
+	p, err := b.startEngine(ctx, left, right, append(slices.Clone(lkRelatedMaps), lkCustomersMap(lkCustomers, "lk_custtable", "lk_account")))
 	if err != nil {
 		return res, err
 	}
-	for _, m := range []string{lkCurrencies, lkGroups, "replay"} {
-		if err := p.run(ctx, m); err != nil {
-			return res, err
-		}
-		if _, err := p.waitRunning(ctx, m); err != nil {
-			return res, err
-		}
+	if err := runAll(p, lkCurrencies, lkGroups); err != nil {
+		return res, err
 	}
 	b.checkpoint(ctx, s)
 	if err := p.resetPeakMemory(); err != nil {
@@ -222,11 +242,23 @@ func (b *bench) lookupsPhase(ctx context.Context, s *pgServer, left, right side,
 		return res, err
 	}
 	b.logf("initial sync %s: dualwrite %d rows in %s (%.0f rows/s), peak memory %.1f MiB", lkCustomers, rows, res.init.Round(time.Millisecond), rate(rows, res.init), mib(res.initPeak))
-	if err := checkLookups(ctx, dst, rows); err != nil {
+	if err := checkLookups(ctx, dst, "lk_account", rows); err != nil {
 		return res, p.failed("initial sync of %s: %v", lkCustomers, err)
 	}
+	if err := p.stop(ctx); err != nil {
+		return res, err
+	}
 
-	// Catch-up: the flat map first (the baseline), then the customers.
+	// Catch-up, in a fresh engine: the flat map first (the baseline),
+	// then the customers.
+	p, err = b.startEngine(ctx, left, right, append([]tableMap{{name: "replay", left: "replay", right: "replay"}},
+		append(slices.Clone(lkRelatedMaps), lkCustomersMap(lkCustomersQueue, "lk_custtable_q", "lk_account_q"))...))
+	if err != nil {
+		return res, err
+	}
+	if err := runAll(p, lkCurrencies, lkGroups, "replay", lkCustomersQueue); err != nil {
+		return res, err
+	}
 	flatInsert := func(first, last int) string {
 		return fmt.Sprintf(`INSERT INTO replay (id, name, amount, updated_at, note)
 			SELECT i, 'Customer ' || i, round((random() * 100000)::numeric, 4),
@@ -236,12 +268,12 @@ func (b *bench) lookupsPhase(ctx context.Context, s *pgServer, left, right side,
 	if res.flatReplay, res.flatReplayPeak, err = b.replay(ctx, s, p, "replay", src, dst, "replay", 0, replayRows, perTx, flatInsert); err != nil {
 		return res, err
 	}
-	lkInsert := func(first, last int) string { return fmt.Sprintf(lkCustomerInsert, first, last) }
-	if res.replay, res.replayPeak, err = b.replay(ctx, s, p, lkCustomers, src, dst, "lk_account", b.o.Rows, replayRows, perTx, lkInsert); err != nil {
+	lkInsert := func(first, last int) string { return fmt.Sprintf(lkCustomerInsert, "lk_custtable_q", first, last) }
+	if res.replay, res.replayPeak, err = b.replay(ctx, s, p, lkCustomersQueue, src, dst, "lk_account_q", 0, replayRows, perTx, lkInsert); err != nil {
 		return res, err
 	}
-	if err := checkLookups(ctx, dst, rows+int64(replayRows)); err != nil {
-		return res, p.failed("catch-up replay of %s: %v", lkCustomers, err)
+	if err := checkLookups(ctx, dst, "lk_account_q", int64(replayRows)); err != nil {
+		return res, p.failed("catch-up replay of %s: %v", lkCustomersQueue, err)
 	}
 	return res, p.stop(ctx)
 }
