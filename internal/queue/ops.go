@@ -330,14 +330,35 @@ func (q *Queue) Stats(ctx context.Context, mapName string) (Stats, error) {
 	if st.Depth == 0 {
 		return st, nil
 	}
+	// An entry's sequence is never reused within a stream (Purge and Trim
+	// keep sequences growing), so the stream's creation time and its
+	// first sequence name the entry whose enqueue time is cached.
+	q.mu.Lock()
+	c, ok := q.oldest[mapName]
+	q.mu.Unlock()
+	if ok && c.seq == st.FirstSeq && c.created.Equal(info.Created) {
+		st.Oldest = c.at
+		return st, nil
+	}
 	first, err := q.read(ctx, s, mapName, info.State.FirstSeq-1, 1, decodeStamp)
 	if err != nil {
 		return Stats{}, fmt.Errorf("queue stats of map %s: %w", mapName, err)
 	}
 	if len(first) == 1 {
 		st.Oldest = first[0].EnqueuedAt
+		q.mu.Lock()
+		q.oldest[mapName] = oldestEntry{created: info.Created, seq: first[0].Seq, at: first[0].EnqueuedAt}
+		q.mu.Unlock()
 	}
 	return st, nil
+}
+
+// oldestEntry is the enqueue time of the entry seq of a stream created at
+// created.
+type oldestEntry struct {
+	created time.Time
+	seq     uint64
+	at      time.Time
 }
 
 // Purge drops every entry of the map. Sequences keep growing afterwards,
