@@ -286,56 +286,63 @@ func chunkSelfRefs(m *mapping.Map, from mapping.Side, b *resolve.Batch, preps []
 			out[i] = crs
 		}
 	}
-	// Break cycles: a row whose reference leads back to a row being
-	// visited stays deferred.
+	order := orderByRefs(len(preps), out)
+	for i := range out {
+		preps[i].deferred = false
+	}
+	return out, order
+}
+
+// orderByRefs orders rows 0..n-1 so that every row comes after the rows
+// it refers to (refs), by depth of reference, stably. A row whose
+// references lead back to itself (a cycle) loses its references in refs:
+// it stays deferred, and the rows that refer to it still come after it.
+func orderByRefs(n int, refs map[int][]chunkRef) []int {
 	const (
 		unvisited = iota
 		visiting
 		visited
 	)
-	state := make([]int, len(preps))
+	state := make([]int, n)
 	var visit func(i int)
 	visit = func(i int) {
 		state[i] = visiting
-		for _, cr := range out[i] {
+		for _, cr := range refs[i] {
 			switch state[cr.prep] {
 			case unvisited:
 				visit(cr.prep)
 			case visiting:
-				delete(out, i)
+				delete(refs, i)
 			}
 		}
 		state[i] = visited
 	}
-	for i := range preps {
+	for i := range n {
 		if state[i] == unvisited {
 			visit(i)
 		}
 	}
-	depth := make([]int, len(preps))
-	known := make([]bool, len(preps))
+	depth := make([]int, n)
+	known := make([]bool, n)
 	var depthOf func(i int) int
 	depthOf = func(i int) int {
 		if known[i] {
 			return depth[i]
 		}
 		d := 0
-		for _, cr := range out[i] {
+		for _, cr := range refs[i] {
 			d = max(d, depthOf(cr.prep)+1)
 		}
 		depth[i], known[i] = d, true
 		return d
 	}
-	order := make([]int, len(preps))
-	for i := range preps {
+	order := make([]int, n)
+	for i := range n {
 		order[i] = i
 		depthOf(i)
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return depth[a] - depth[b] })
-	for i := range out {
-		preps[i].deferred = false
-	}
-	return out, order
+	return order
 }
 
 // linkChunkRefs sets the in-chunk references of a row's write (the only
