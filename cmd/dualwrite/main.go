@@ -22,7 +22,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	h := cli.Handlers{
-		Serve: func(ctx context.Context, path string, log *slog.Logger) error { return app.Serve(ctx, path, log) },
+		Serve: func(ctx context.Context, path string, log *slog.Logger) error {
+			servePprof(log)
+			return app.Serve(ctx, path, log)
+		},
 		Validate: func(ctx context.Context, path string, out io.Writer, asJSON bool) (int, error) {
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 			return app.Validate(ctx, path, out, asJSON, quiet)

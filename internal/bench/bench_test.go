@@ -53,6 +53,14 @@ func TestBenchCommand(t *testing.T) {
 		wantFigure(t, figs, "memory initial sync 200 rows", rows/10, 0, false)
 		wantFigure(t, figs, "memory initial sync 2000 rows", rows, rows/10, true)
 		wantFigure(t, figs, "memory live sync", -1, 0, false)
+		// The map with three lookups, next to the flat table; the
+		// catch-up queues min(rows, 100000) rows.
+		wantFigure(t, figs, "initial sync 3 lookups pg->pg", rows, rows, true)
+		wantFigure(t, figs, "catch-up replay pg->pg", rows, 0, false)
+		wantFigure(t, figs, "catch-up replay 3 lookups pg->pg", rows, rows, true)
+		wantFigure(t, figs, "memory initial sync 3 lookups", rows, rows, true)
+		wantFigure(t, figs, "memory catch-up replay", rows, 0, false)
+		wantFigure(t, figs, "memory catch-up replay 3 lookups", rows, rows, true)
 		wantCleanedUp(t, id, false)
 	})
 	t.Run("mysql", func(t *testing.T) {

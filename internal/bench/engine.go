@@ -29,10 +29,12 @@ type side struct {
 
 // tableMap is one map of the configuration: the same table shape on both
 // sides, keyed by id. The `arrived` column is left unmapped: its default
-// stamps the moment the engine writes a row.
+// stamps the moment the engine writes a row. A map with a body is written
+// as that body instead (the lookups phase's maps).
 type tableMap struct {
 	name        string
 	left, right string
+	body        string // YAML lines after `- name:`, indented by four spaces
 }
 
 // mappedColumns are the columns every map syncs, both ways.
@@ -48,6 +50,10 @@ func engineConfig(link string, left, right side, dataDir, listen string, maps []
 	fmt.Fprintf(&b, "  right: {name: %s, driver: %s, dsn: %s}\n", q(right.name), right.driver, q(right.dsn))
 	fmt.Fprintf(&b, "engine:\n  data_dir: %s\n  listen: %s\nmaps:\n", q(dataDir), q(listen))
 	for _, m := range maps {
+		if m.body != "" {
+			fmt.Fprintf(&b, "  - name: %s\n%s", m.name, m.body)
+			continue
+		}
 		fmt.Fprintf(&b, "  - name: %s\n    left: %s\n    right: %s\n    key: [{left: id, right: id}]\n    columns:\n", m.name, m.left, m.right)
 		for _, c := range mappedColumns {
 			fmt.Fprintf(&b, "      - {left: %s, right: %s}\n", c, c)
@@ -78,6 +84,7 @@ type mapView struct {
 	InitRowsTotal int64            `json:"init_rows_total"`
 	InitErrors    int64            `json:"init_errors"`
 	CatchUpErrors int64            `json:"catch_up_errors"`
+	QueueDepth    int64            `json:"queue_depth"`
 	Applied       map[string]int64 `json:"applied"`
 	Problems      []string         `json:"problems"`
 }
@@ -242,6 +249,25 @@ func (p *engineProc) view(ctx context.Context, name string) (mapView, error) {
 func (p *engineProc) run(ctx context.Context, name string) error {
 	if err := p.call(ctx, http.MethodPost, "/api/v1/maps/"+url.PathEscape(name)+"/run", struct{}{}, nil); err != nil {
 		return fmt.Errorf("run map %s: %w", name, err)
+	}
+	return nil
+}
+
+// pause pauses a map: its changes are queued until it runs again.
+func (p *engineProc) pause(ctx context.Context, name string) error {
+	if err := p.call(ctx, http.MethodPost, "/api/v1/maps/"+url.PathEscape(name)+"/pause", struct{}{}, nil); err != nil {
+		return fmt.Errorf("pause map %s: %w", name, err)
+	}
+	return nil
+}
+
+// resetPeakMemory starts the engine's VmHWM afresh from its current
+// resident size (Linux clear_refs), so a later peakMemory is the peak of
+// what ran in between.
+func (p *engineProc) resetPeakMemory() error {
+	path := fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid)
+	if err := os.WriteFile(path, []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset the engine's peak memory (%s): %w", path, err)
 	}
 	return nil
 }

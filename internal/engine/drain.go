@@ -9,15 +9,28 @@ import (
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/queue"
 	"github.com/dualwrite/dualwrite/internal/store"
 )
 
-const drainBatch = 200
+// Queue replay reads the queue in bounded pieces: at most drainBatch
+// entries, fewer when they are large, so that about drainReadRows changes
+// (or drainReadBytes of stored entries, before the first read) are in
+// memory at a time. A transaction larger than that is read alone.
+const (
+	drainBatch     = 200
+	drainReadRows  = 10_000
+	drainReadBytes = 8 << 20
+)
 
 // drain replays a map's durable queue in order, every intermediate value,
-// then makes the map Running. The hand-over is atomic: the last empty read
-// and the status change happen under the map's route lock, so no change
-// is queued after the final read.
+// then makes the map Running. Consecutive queued transactions of one side
+// are replayed as groups, as live apply groups them: each transaction
+// whole and in order, the group in one target transaction (split only
+// past connector.MaxBatchRows writes), the last position recorded with
+// it. The hand-over is atomic: the last empty read and the status change
+// happen under the map's route lock, so no change is queued after the
+// final read.
 func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 	states, err := e.store.MapStates(ctx)
 	if err != nil {
@@ -25,15 +38,21 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 	}
 	epoch := ms.att.epoch.Load() // hook (stall.go): an engine stop ends this drain
 	cursor := states[ms.name].QueueCursor
-	if st, err := e.queue.Stats(ctx, ms.name); err == nil && st.LastSeq < cursor {
-		cursor = 0 // the queue was recreated; its sequences restarted
+	readMax := drainBatch
+	if st, err := e.queue.Stats(ctx, ms.name); err == nil {
+		if st.LastSeq < cursor {
+			cursor = 0 // the queue was recreated; its sequences restarted
+		}
+		if st.Depth > 0 && st.Bytes > 0 {
+			readMax = clampRead(drainReadBytes / max(st.Bytes/st.Depth, 1))
+		}
 	}
 	replayed := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		entries, err := e.queue.Read(ctx, ms.name, cursor, drainBatch)
+		entries, err := e.queue.Read(ctx, ms.name, cursor, readMax)
 		if err != nil {
 			return fmt.Errorf("read queue of map %s: %w", ms.name, err)
 		}
@@ -43,7 +62,7 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 				ms.routeMu.Unlock()
 				return nil
 			}
-			entries, err = e.queue.Read(ctx, ms.name, cursor, drainBatch)
+			entries, err = e.queue.Read(ctx, ms.name, cursor, readMax)
 			if err == nil && len(entries) == 0 {
 				err = e.setStatus(ctx, ms, Running, "engine")
 				ms.routeMu.Unlock()
@@ -57,17 +76,23 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 				return fmt.Errorf("read queue of map %s: %w", ms.name, err)
 			}
 		}
+		changes := 0
 		for _, en := range entries {
-			from, ok := e.sideIndex(en.Direction)
-			if !ok {
+			changes += len(en.Tx.Changes)
+		}
+		readMax = clampRead(int64(drainReadRows * len(entries) / max(changes, 1)))
+		for len(entries) > 0 {
+			g := e.replayGroup(ms, entries)
+			entries = entries[g.taken:]
+			if g.from < 0 {
 				// Invariant: nothing queued is dropped: a transaction from a
 				// side this link no longer has (renamed in the config) is
 				// kept as catch-up errors, to discard or to retry once the
 				// side has its name back.
-				if err := e.parkUnknownSide(ctx, ms, en.Direction, en.Tx); err != nil {
+				if err := e.parkUnknownSide(ctx, ms, g.side, g.txs[0]); err != nil {
 					return err
 				}
-				cursor = en.Seq
+				cursor = g.last
 				if err := e.store.SetQueueCursor(ctx, ms.name, cursor); err != nil {
 					return err
 				}
@@ -75,24 +100,24 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 			}
 			backoff := 100 * time.Millisecond
 			for {
-				err := e.applyTxs(ctx, ms, from, []change.Tx{en.Tx})
+				err := e.applyTxs(ctx, ms, g.from, g.txs)
 				if err == nil {
 					break
 				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				e.log.Error("replay queued change failed; retrying", "map", ms.name, "seq", en.Seq, "err", err)
+				e.log.Error("replay queued changes failed; retrying", "map", ms.name, "seq", g.first, "transactions", len(g.txs), "err", err)
 				e.sleep(ctx, &backoff)
 			}
 			if ms.att.epoch.Load() != epoch { // hook (stall.go): the engine stopped the map
 				return nil
 			}
-			cursor = en.Seq
-			replayed++
-			// Invariant: the cursor moves only after the entry was applied
-			// (or parked); a crash replays it, and the target's applied
-			// position makes that a no-op.
+			cursor = g.last
+			replayed += len(g.txs)
+			// Invariant: the cursor moves only after the group was applied
+			// (or its changes parked); a crash replays it, and the target's
+			// applied position makes that a no-op.
 			if err := e.store.SetQueueCursor(ctx, ms.name, cursor); err != nil {
 				return err
 			}
@@ -101,6 +126,47 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 			e.log.Warn("trim queue failed", "map", ms.name, "err", err)
 		}
 	}
+}
+
+func clampRead(n int64) int { return int(min(max(n, 1), drainBatch)) }
+
+// queuedGroup is a group of consecutive queued transactions of one side.
+// from is -1 when the first entry came from an unknown side (side): it
+// is parked as catch-up errors (taken is 1) and no group is applied.
+type queuedGroup struct {
+	from        mapping.Side
+	side        string
+	txs         []change.Tx
+	taken       int
+	first, last uint64 // queue sequences of the first and last entry
+}
+
+// replayGroup takes the group that starts at entries[0]: consecutive
+// entries of the same side, at most engine.group_transactions
+// transactions and maxGroupChanges changes, as live apply gathers them.
+// A transaction larger than that is a group of its own.
+func (e *Engine) replayGroup(ms *mapState, entries []queue.Entry) queuedGroup {
+	first := entries[0]
+	from, ok := e.sideIndex(first.Direction)
+	if !ok {
+		return queuedGroup{from: -1, side: first.Direction, txs: []change.Tx{first.Tx}, taken: 1, first: first.Seq, last: first.Seq}
+	}
+	g := queuedGroup{from: from, txs: []change.Tx{first.Tx}, taken: 1, first: first.Seq, last: first.Seq}
+	limit := max(e.cfg.Engine.GroupTransactions, 1)
+	changes := len(first.Tx.Changes)
+	for _, en := range entries[1:] {
+		if len(g.txs) >= limit || changes+len(en.Tx.Changes) > maxGroupChanges {
+			break
+		}
+		if s, ok := e.sideIndex(en.Direction); !ok || s != from {
+			break
+		}
+		g.txs = append(g.txs, en.Tx)
+		g.taken++
+		g.last = en.Seq
+		changes += len(en.Tx.Changes)
+	}
+	return g
 }
 
 // watchQueues warns well before retention would drop queued changes.

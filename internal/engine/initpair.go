@@ -3,11 +3,14 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/resolve"
 	"github.com/dualwrite/dualwrite/internal/store"
 )
 
@@ -28,6 +31,9 @@ func (e *Engine) pairChunk(ctx context.Context, ms *mapState, from mapping.Side,
 	}
 	for i, w := range p.toTarget {
 		for k, v := range w.Values {
+			if _, ok := v.(connector.Ref); ok {
+				continue // resolved by the connector; not an identity column's value
+			}
 			post[w.Ref][k] = v
 		}
 		for k, v := range w.Key {
@@ -115,6 +121,7 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 		return chunkPlan{}, err
 	}
 	kept := preps[:0]
+	keptTrs := trs[:0]
 	for i, p := range preps {
 		vals, deferred, err := e.resolveBatch(batch, m, from, trs[i], true)
 		if err == nil {
@@ -132,8 +139,19 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 			continue
 		}
 		kept = append(kept, p)
+		keptTrs = append(keptTrs, trs[i])
 	}
-	preps = kept
+	preps, trs = kept, keptTrs
+	// Into an empty target, a self-reference to a record of this chunk is
+	// written in the chunk's own transaction rather than deferred.
+	order := make([]int, len(preps))
+	for i := range order {
+		order[i] = i
+	}
+	var inChunk map[int][]chunkRef
+	if targetEmpty && len(preps) <= connector.MaxBatchRows {
+		inChunk, order = chunkSelfRefs(m, from, batch, preps, trs)
+	}
 	tkeys := make([]change.Row, len(preps))
 	for i, p := range preps {
 		tkeys[i] = p.tkey
@@ -148,7 +166,9 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 	var toTarget, toSource []connector.Write
 	var refs []initRow
 	var srcRefs []initRow
-	for i, p := range preps {
+	writeOf := map[int]int{} // prep → index in toTarget of its write with Return
+	for _, i := range order {
+		p := preps[i]
 		ws, back, isConflict, err := e.reconcileInit(ctx, ms, from, p, haves[i], onlyMissing, targetEmpty)
 		if err != nil {
 			if isTransient(err) {
@@ -156,6 +176,11 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 			}
 			e.initError(ctx, ms, from, keyJSON(p.kv), err)
 			continue
+		}
+		if crs, ok := inChunk[i]; ok {
+			if !linkChunkRefs(ws, crs, toTarget, writeOf, len(toTarget)) {
+				p.deferred = true // its referenced row has no write to refer to
+			}
 		}
 		if p.deferred {
 			if err := e.store.AddDeferred(ctx, ms.name, passName(from), keyJSON(p.kv)); err != nil {
@@ -174,6 +199,7 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 			w.Ref = len(refs)
 			if referenced && w.Op != connector.Delete {
 				w.Return = e.identity.Columns(ms.name, to)
+				writeOf[i] = len(toTarget)
 			}
 			toTarget = append(toTarget, w)
 		}
@@ -185,6 +211,169 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 		srcRefs = append(srcRefs, initRow{kv: p.kv, src: p.row})
 	}
 	return chunkPlan{rows: len(rows), toTarget: toTarget, toSource: toSource, refs: refs, srcRefs: srcRefs}, nil
+}
+
+// chunkRef is a self-reference of a chunk's row to another row of the
+// same chunk: the columns it writes and the referenced row's target
+// columns they take.
+type chunkRef struct {
+	prep       int // the referenced row, by index in the chunk
+	cols, refs []string
+}
+
+// chunkSelfRefs finds, among a chunk's rows whose self-references the
+// pairing could not resolve (deferred), those whose every such reference
+// names another row of the same chunk. Those are written with a
+// connector.Ref to the referenced row's write, resolved by the connector
+// inside the chunk's transaction, instead of being deferred to the last
+// pass (an update per row). It returns them, marked not deferred, and the
+// order to write the chunk in: referenced rows before the rows that
+// refer to them, by depth of reference, so each depth is one bulk run. A
+// row that refers to itself or sits on a reference cycle within the chunk
+// stays deferred (inserted with the reference unset, set by the last
+// pass), as do rows whose reference is outside the chunk.
+//
+// Invariant: only into an empty target (each row is one insert, the
+// chunk one target transaction), so the referenced row is the one this
+// transaction writes.
+func chunkSelfRefs(m *mapping.Map, from mapping.Side, b *resolve.Batch, preps []initPrep, trs []mapping.Translated) (map[int][]chunkRef, []int) {
+	index := map[string]map[string]int{} // referenced columns → tuple → row
+	rowsBy := func(cols []string) map[string]int {
+		k := strings.Join(cols, ",")
+		if ix, ok := index[k]; ok {
+			return ix
+		}
+		ix := make(map[string]int, len(preps))
+		vals := make([]any, len(cols))
+		for i, p := range preps {
+			for j, c := range cols {
+				vals[j] = p.row[c]
+			}
+			if t, ok := resolve.Tuple(vals); ok {
+				if _, dup := ix[t]; !dup {
+					ix[t] = i
+				}
+			}
+		}
+		index[k] = ix
+		return ix
+	}
+	out := map[int][]chunkRef{}
+	for i := range preps {
+		if !preps[i].deferred {
+			continue
+		}
+		var crs []chunkRef
+		all := true
+		for _, pl := range trs[i].Lookups {
+			spec := m.Lookup(from, pl.Lookup)
+			if !spec.SelfReference || pl.Null(spec) {
+				continue
+			}
+			if rec, ok := b.Record(spec, pl); ok {
+				if _, ok := resolve.Targets(spec, from.Other(), rec); ok {
+					continue
+				}
+			}
+			t, ok := resolve.Tuple(pl.Values)
+			j, found := rowsBy(spec.SourceRefs)[t]
+			if !ok || !found || j == i {
+				all = false
+				break
+			}
+			crs = append(crs, chunkRef{prep: j, cols: spec.TargetColumns, refs: spec.TargetRefs})
+		}
+		if all && len(crs) > 0 {
+			out[i] = crs
+		}
+	}
+	order := orderByRefs(len(preps), out)
+	for i := range out {
+		preps[i].deferred = false
+	}
+	return out, order
+}
+
+// orderByRefs orders rows 0..n-1 so that every row comes after the rows
+// it refers to (refs), by depth of reference, stably. A row whose
+// references lead back to itself (a cycle) loses its references in refs:
+// it stays deferred, and the rows that refer to it still come after it.
+func orderByRefs(n int, refs map[int][]chunkRef) []int {
+	const (
+		unvisited = iota
+		visiting
+		visited
+	)
+	state := make([]int, n)
+	var visit func(i int)
+	visit = func(i int) {
+		state[i] = visiting
+		for _, cr := range refs[i] {
+			switch state[cr.prep] {
+			case unvisited:
+				visit(cr.prep)
+			case visiting:
+				delete(refs, i)
+			}
+		}
+		state[i] = visited
+	}
+	for i := range n {
+		if state[i] == unvisited {
+			visit(i)
+		}
+	}
+	depth := make([]int, n)
+	known := make([]bool, n)
+	var depthOf func(i int) int
+	depthOf = func(i int) int {
+		if known[i] {
+			return depth[i]
+		}
+		d := 0
+		for _, cr := range refs[i] {
+			d = max(d, depthOf(cr.prep)+1)
+		}
+		depth[i], known[i] = d, true
+		return d
+	}
+	order := make([]int, n)
+	for i := range n {
+		order[i] = i
+		depthOf(i)
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return depth[a] - depth[b] })
+	return order
+}
+
+// linkChunkRefs sets the in-chunk references of a row's write (the only
+// write of a row into an empty target, at index at in the chunk's
+// writes) to connector.Ref values naming the referenced rows' writes. It
+// reports false, changing nothing, when a referenced row has no write
+// that returns the referenced columns (it failed, or was filtered).
+func linkChunkRefs(ws []connector.Write, crs []chunkRef, written []connector.Write, writeOf map[int]int, at int) bool {
+	if len(ws) != 1 || ws[0].Op == connector.Delete {
+		return false
+	}
+	for _, cr := range crs {
+		wj, ok := writeOf[cr.prep]
+		if !ok || wj >= at {
+			return false
+		}
+		for _, r := range cr.refs {
+			if !slices.Contains(written[wj].Return, r) {
+				return false
+			}
+		}
+	}
+	vals := ws[0].Values.Clone()
+	for _, cr := range crs {
+		for k, col := range cr.cols {
+			vals[col] = connector.Ref{Write: writeOf[cr.prep], Column: cr.refs[k]}
+		}
+	}
+	ws[0].Values = vals
+	return true
 }
 
 // resolveDeferred fills in the self-references a pass left NULL (they

@@ -78,6 +78,9 @@ func compile(cfg *config.Config, idx int, m config.Map, tables Tables) (*Map, []
 	if len(c.issues) > 0 {
 		return nil, c.issues
 	}
+	for _, s := range []Side{Left, Right} {
+		c.out.flowPairs[s] = c.out.computePairs(s)
+	}
 	return c.out, nil
 }
 

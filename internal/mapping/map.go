@@ -29,6 +29,9 @@ type Map struct {
 	specs   [2][]LookupSpec // by from side, by lookup index
 	filters [2]*program
 	sources [2][]string
+	// flowPairs[s] is Pairs(s), computed once: the engine asks for it
+	// for every change it plans.
+	flowPairs [2][]Pair
 }
 
 // pair is one column mapping, lookup or implicit key copy.
@@ -307,8 +310,10 @@ func (m *Map) Lookups() []config.Lookup { return append([]config.Lookup(nil), m.
 func (m *Map) Lookup(from Side, i int) LookupSpec { return m.specs[from][i] }
 
 // Pairs returns every column mapping and lookup flowing from side `from`,
-// in Index order.
-func (m *Map) Pairs(from Side) []Pair {
+// in Index order. The slice is shared: callers must not change it.
+func (m *Map) Pairs(from Side) []Pair { return m.flowPairs[from] }
+
+func (m *Map) computePairs(from Side) []Pair {
 	to := from.Other()
 	var out []Pair
 	for _, p := range m.pairs {

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,48 @@ func decodeEntry(seq uint64, data []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("decode queue entry %d: %w", seq, err)
 	}
 	return Entry{Seq: seq, Map: j.Map, Direction: j.Direction, Tx: j.Tx, EnqueuedAt: j.EnqueuedAt}, nil
+}
+
+// decoder turns a stored message into an Entry: decodeEntry in full, or
+// decodeStamp for what Stats needs.
+type decoder func(seq uint64, data []byte) (Entry, error)
+
+// decodeStamp reads only the head of an entry (map, direction, enqueue
+// time), token by token, and stops before the transaction: Stats reads
+// the oldest entry for its age, and a queued transaction of 10,000 rows
+// is megabytes of JSON not worth decoding for that. An entry whose head
+// is not in the stored order is decoded in full.
+func decodeStamp(seq uint64, data []byte) (Entry, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	e := Entry{Seq: seq}
+	seen := 0
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return decodeEntry(seq, data)
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return decodeEntry(seq, data)
+		}
+		var dst any
+		switch t {
+		case "map":
+			dst = &e.Map
+		case "direction":
+			dst = &e.Direction
+		case "enqueued_at":
+			dst = &e.EnqueuedAt
+		default:
+			return decodeEntry(seq, data)
+		}
+		if err := dec.Decode(dst); err != nil {
+			return decodeEntry(seq, data)
+		}
+		if seen++; seen == 3 {
+			return e, nil
+		}
+	}
+	return decodeEntry(seq, data)
 }
 
 // Append stores e in its map's queue and returns its sequence once the
@@ -230,10 +273,14 @@ func (q *Queue) Read(ctx context.Context, mapName string, afterSeq uint64, max i
 	if s == nil {
 		return []Entry{}, nil
 	}
+	return q.read(ctx, s, mapName, afterSeq, max, decodeEntry)
+}
+
+func (q *Queue) read(ctx context.Context, s jetstream.Stream, mapName string, afterSeq uint64, max int, decode decoder) ([]Entry, error) {
 	if q.batchGet {
-		return q.readBatched(ctx, mapName, afterSeq+1, max)
+		return q.readBatched(ctx, mapName, afterSeq+1, max, decode)
 	}
-	return q.readSingle(ctx, s, mapName, afterSeq+1, max)
+	return q.readSingle(ctx, s, mapName, afterSeq+1, max, decode)
 }
 
 // Trim drops the map's entries with Seq <= uptoSeq (they were replayed).
@@ -283,14 +330,35 @@ func (q *Queue) Stats(ctx context.Context, mapName string) (Stats, error) {
 	if st.Depth == 0 {
 		return st, nil
 	}
-	first, err := q.Read(ctx, mapName, info.State.FirstSeq-1, 1)
+	// An entry's sequence is never reused within a stream (Purge and Trim
+	// keep sequences growing), so the stream's creation time and its
+	// first sequence name the entry whose enqueue time is cached.
+	q.mu.Lock()
+	c, ok := q.oldest[mapName]
+	q.mu.Unlock()
+	if ok && c.seq == st.FirstSeq && c.created.Equal(info.Created) {
+		st.Oldest = c.at
+		return st, nil
+	}
+	first, err := q.read(ctx, s, mapName, info.State.FirstSeq-1, 1, decodeStamp)
 	if err != nil {
 		return Stats{}, fmt.Errorf("queue stats of map %s: %w", mapName, err)
 	}
 	if len(first) == 1 {
 		st.Oldest = first[0].EnqueuedAt
+		q.mu.Lock()
+		q.oldest[mapName] = oldestEntry{created: info.Created, seq: first[0].Seq, at: first[0].EnqueuedAt}
+		q.mu.Unlock()
 	}
 	return st, nil
+}
+
+// oldestEntry is the enqueue time of the entry seq of a stream created at
+// created.
+type oldestEntry struct {
+	created time.Time
+	seq     uint64
+	at      time.Time
 }
 
 // Purge drops every entry of the map. Sequences keep growing afterwards,

@@ -113,6 +113,10 @@ type Queue struct {
 	streams map[string]jetstream.Stream // by map name
 	dirs    map[dirKey]*dirState
 	purged  map[string]uint64 // map name → last sequence removed by Purge in this process
+	// oldest caches, per map, the enqueue time of the stream's first
+	// entry, so Stats (read at every view of a map) does not fetch that
+	// entry, megabytes for a large transaction, again and again.
+	oldest map[string]oldestEntry
 }
 
 type dirKey struct{ mapName, direction string }
@@ -137,6 +141,7 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 		streams:   map[string]jetstream.Stream{},
 		dirs:      map[dirKey]*dirState{},
 		purged:    map[string]uint64{},
+		oldest:    map[string]oldestEntry{},
 	}
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)

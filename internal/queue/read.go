@@ -30,10 +30,10 @@ func batchGetSupported(version string) bool {
 
 // readBatched reads up to max entries at or after seq with batched direct
 // gets: one request answers many messages, then an end-of-batch status.
-func (q *Queue) readBatched(ctx context.Context, mapName string, seq uint64, max int) ([]Entry, error) {
+func (q *Queue) readBatched(ctx context.Context, mapName string, seq uint64, max int, decode decoder) ([]Entry, error) {
 	out := []Entry{}
 	for len(out) < max {
-		got, pending, err := q.directBatch(ctx, mapName, seq, max-len(out))
+		got, pending, err := q.directBatch(ctx, mapName, seq, max-len(out), decode)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +54,7 @@ type directGetRequest struct {
 
 // directBatch sends one batched direct get. pending is what the server
 // says is left after the batch (it stops early at its max bytes).
-func (q *Queue) directBatch(ctx context.Context, mapName string, seq uint64, n int) ([]Entry, uint64, error) {
+func (q *Queue) directBatch(ctx context.Context, mapName string, seq uint64, n int, decode decoder) ([]Entry, uint64, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
@@ -99,7 +99,7 @@ func (q *Queue) directBatch(ctx context.Context, mapName string, seq uint64, n i
 		if err != nil {
 			return nil, 0, fmt.Errorf("read queue of map %s: direct get without sequence: %w", mapName, err)
 		}
-		e, err := decodeEntry(s, m.Data)
+		e, err := decode(s, m.Data)
 		if err != nil {
 			return nil, 0, fmt.Errorf("read queue of map %s: %w", mapName, err)
 		}
@@ -108,7 +108,7 @@ func (q *Queue) directBatch(ctx context.Context, mapName string, seq uint64, n i
 }
 
 // readSingle reads with one direct get per entry, for servers before 2.11.
-func (q *Queue) readSingle(ctx context.Context, s jetstream.Stream, mapName string, seq uint64, max int) ([]Entry, error) {
+func (q *Queue) readSingle(ctx context.Context, s jetstream.Stream, mapName string, seq uint64, max int, decode decoder) ([]Entry, error) {
 	out := []Entry{}
 	filter := mapSubjects(q.prefix, mapName)
 	for len(out) < max {
@@ -121,7 +121,7 @@ func (q *Queue) readSingle(ctx context.Context, s jetstream.Stream, mapName stri
 		if err != nil {
 			return nil, fmt.Errorf("read queue of map %s after %d: %w", mapName, seq-1, q.unavailable(err))
 		}
-		e, err := decodeEntry(m.Sequence, m.Data)
+		e, err := decode(m.Sequence, m.Data)
 		if err != nil {
 			return nil, fmt.Errorf("read queue of map %s: %w", mapName, err)
 		}

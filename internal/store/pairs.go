@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -76,10 +75,12 @@ func (s *Store) PairsGet(ctx context.Context, name string, keys []string) (map[s
 				return err
 			}
 			p := Pair{Key: k}
-			if err := json.Unmarshal([]byte(l), &p.Rows[0]); err != nil {
+			// Straight to the row's decoder: json.Unmarshal would scan
+			// the text once more to validate it first.
+			if err := p.Rows[0].UnmarshalJSON([]byte(l)); err != nil {
 				return err
 			}
-			if err := json.Unmarshal([]byte(r), &p.Rows[1]); err != nil {
+			if err := p.Rows[1].UnmarshalJSON([]byte(r)); err != nil {
 				return err
 			}
 			out[k] = p
@@ -162,11 +163,14 @@ func pairsPutTx(ctx context.Context, tx *sql.Tx, name string, put []Pair, refs [
 		return err
 	}
 	for _, p := range put {
-		l, err := json.Marshal(p.Rows[0])
+		// The row's own encoder gives the bytes json.Marshal would,
+		// without the reflection and the second pass that compacts a
+		// Marshaler's output.
+		l, err := p.Rows[0].MarshalJSON()
 		if err != nil {
 			return err
 		}
-		r, err := json.Marshal(p.Rows[1])
+		r, err := p.Rows[1].MarshalJSON()
 		if err != nil {
 			return err
 		}

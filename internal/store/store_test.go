@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -132,5 +133,84 @@ func TestShadowsInBulk(t *testing.T) {
 	one, err := s.Shadow(ctx, "other", "k2")
 	if err != nil || string(one) != `{"v":"other"}` {
 		t.Errorf("Shadow(other, k2) = %s, %v", one, err)
+	}
+}
+
+// TestPairsRoundTrip: pairings come back with their values and types
+// (decimals, times, NULLs, text with quotes and emoji), found by their
+// index entries, across more than one statement's worth of rows; deleted
+// keys are gone with their index entries, and the stored text is what
+// encoding/json writes for a row.
+func TestPairsRoundTrip(t *testing.T) {
+	s := open(t, t.TempDir())
+	ctx := context.Background()
+	at := time.Date(2026, 12, 4, 10, 30, 0, 123456000, time.UTC)
+	var put []Pair
+	var refs [][]PairRef
+	for i := 0; i < 450; i++ {
+		p := Pair{Key: fmt.Sprintf(`["usmf","C%04d"]`, i), Rows: [2]change.Row{
+			{"dataareaid": "usmf", "accountnum": fmt.Sprintf("C%04d", i), "amount": change.Decimal("12.3400"), "at": at, "note": nil},
+			{"accountid": fmt.Sprintf("uuid-%d", i), "name": "O'Brien \"x\" 🎉", "n": int64(i)},
+		}}
+		put = append(put, p)
+		refs = append(refs, []PairRef{{Side: 1, Cols: "accountid", Val: fmt.Sprintf("s:uuid-%d", i)}})
+	}
+	if err := s.PairsPut(ctx, "customers", put, refs, nil); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{`["usmf","none"]`}
+	for _, p := range put {
+		keys = append(keys, p.Key)
+	}
+	got, err := s.PairsGet(ctx, "customers", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(put) {
+		t.Fatalf("got %d pairings, want %d", len(got), len(put))
+	}
+	for _, p := range put {
+		g := got[p.Key]
+		for side := range 2 {
+			if len(g.Rows[side]) != len(p.Rows[side]) {
+				t.Fatalf("%s side %d: got %v, want %v", p.Key, side, g.Rows[side], p.Rows[side])
+			}
+			for c, v := range p.Rows[side] {
+				if w, ok := v.(time.Time); ok {
+					if gt, ok := g.Rows[side][c].(time.Time); !ok || !gt.Equal(w) {
+						t.Errorf("%s %s: got %#v, want %v", p.Key, c, g.Rows[side][c], w)
+					}
+				} else if g.Rows[side][c] != v {
+					t.Errorf("%s %s: got %#v, want %#v", p.Key, c, g.Rows[side][c], v)
+				}
+			}
+		}
+	}
+	var left string
+	if err := s.db.QueryRowContext(ctx, `SELECT left_row FROM pairs WHERE map='customers' AND key=?`, put[7].Key).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := json.Marshal(put[7].Rows[0]); left != string(want) {
+		t.Errorf("stored left row %s, want what encoding/json writes: %s", left, want)
+	}
+	found, err := s.PairsFind(ctx, "customers", 1, "accountid", []string{"s:uuid-3", "s:uuid-449", "s:nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 2 || found["s:uuid-3"] != put[3].Key || found["s:uuid-449"] != put[449].Key {
+		t.Errorf("PairsFind = %v", found)
+	}
+	if err := s.PairsPut(ctx, "customers", nil, nil, []string{put[3].Key}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.PairsGet(ctx, "customers", []string{put[3].Key, put[4].Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got[put[3].Key]; ok || len(got) != 1 {
+		t.Errorf("after deleting %s: %v", put[3].Key, got)
+	}
+	if found, err := s.PairsFind(ctx, "customers", 1, "accountid", []string{"s:uuid-3"}); err != nil || len(found) != 0 {
+		t.Errorf("deleted key still indexed: %v, %v", found, err)
 	}
 }
