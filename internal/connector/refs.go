@@ -91,7 +91,7 @@ func NewResolver(ws []Write) (*Resolver, error) {
 		if !refs && len(w.Return) == 0 {
 			continue
 		}
-		if refs && w.Op == Delete {
+		if refs && w.Op == Delete && len(w.Values) > 0 {
 			return nil, fmt.Errorf("%w: write %d (ref %d) deletes from %s with a Ref value; a Delete writes no values", ErrBadRef, i, w.Ref, w.Table)
 		}
 		if r == nil {
