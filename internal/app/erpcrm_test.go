@@ -73,7 +73,7 @@ func seedModel(t *testing.T, erp, crm modelSide) {
 		mustExec(t, crm.db, q)
 	}
 	for i, side := range []modelSide{erp, crm} {
-		w := &modelWriter{t: t, erp: i == 0, prefix: "seed", db: side.db, driver: side.driver, rng: rand.New(rand.NewPCG(1, 2)), orders: map[string]orderRec{}}
+		w := fixtureWriter(t, side, i == 0)
 		companies := []string{"usmf", "demf"}
 		cur := []string{"USD", "EUR"}
 		if i == 1 {

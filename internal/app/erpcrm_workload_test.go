@@ -63,6 +63,9 @@ type modelWriter struct {
 	driver string
 	rng    *rand.Rand
 	n      int // next fresh number
+	// fixture: the test's own goroutine writes (fixtures), so a failed
+	// statement ends the test at once.
+	fixture bool
 
 	currencies map[string]string // code → name
 	groups     map[string]string // company/code → description
@@ -84,6 +87,12 @@ func newModelWriter(t *testing.T, side modelSide, erp bool, i int, seed uint64) 
 		rng:        rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15)),
 		currencies: map[string]string{}, groups: map[string]string{}, customers: map[string]custRec{},
 		orders: map[string]orderRec{}, gone: map[string]string{}}
+}
+
+// fixtureWriter writes a test's fixed rows on one side.
+func fixtureWriter(t *testing.T, side modelSide, erp bool) *modelWriter {
+	return &modelWriter{t: t, erp: erp, prefix: "fixture", db: side.db, driver: side.driver, rng: rand.New(rand.NewPCG(1, 2)), fixture: true,
+		currencies: map[string]string{}, groups: map[string]string{}, customers: map[string]custRec{}, orders: map[string]orderRec{}, gone: map[string]string{}}
 }
 
 func (w *modelWriter) fresh() string {
@@ -560,6 +569,9 @@ func (w *modelWriter) tx(fn func(tx *sql.Tx) error) {
 		if transient(err) && attempt < 50 {
 			time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
 			continue
+		}
+		if w.fixture {
+			w.t.Fatalf("%s: %v", w.prefix, err)
 		}
 		w.t.Errorf("writer %s: %v", w.prefix, err)
 		panic(errWriterFailed)
