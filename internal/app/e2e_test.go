@@ -387,7 +387,9 @@ func TestCatchUpErrorsParkTheKeyAndCanBeRetriedOrDiscarded(t *testing.T) {
 		fetch()
 		return len(errs) == 2 && errs[0].Changes == 2 && errs[1].Changes == 1, fmt.Sprintf("%+v", errs)
 	})
-	if errs[0].Code != "DW3002" || !strings.Contains(errs[0].Key, "E-1") || !strings.Contains(errs[1].Key, "E-3") {
+	// A reference to a record that has not arrived parks the key as
+	// waiting for it (DW3006).
+	if errs[0].Code != "DW3006" || !strings.Contains(errs[0].Key, "E-1") || !strings.Contains(errs[1].Key, "E-3") {
 		t.Fatalf("catch-up errors = %+v", errs)
 	}
 	// A later change to a parked key waits behind it, even live.
@@ -396,20 +398,28 @@ func TestCatchUpErrorsParkTheKeyAndCanBeRetriedOrDiscarded(t *testing.T) {
 		fetch()
 		return len(errs) == 2 && errs[0].Changes == 3, fmt.Sprintf("%+v", errs)
 	})
-	// Fix the cause, retry one: all three changes apply, in order.
-	l.exec(l.erp, `INSERT INTO currencies VALUES ('ZZZ', 'Zed', 'z')`)
-	l.eventually("ZZZ reaches crm", func() (bool, string) {
-		n := l.count(l.crm, `SELECT count(*) FROM transactioncurrency WHERE isocurrencycode='ZZZ'`)
-		return n == 1, fmt.Sprint(n)
-	})
+	// A retry while the reference is still missing parks the key again,
+	// its changes kept in order.
 	var rr struct{ Retried, Succeeded, Failed int }
 	l.mustCall("POST", "/api/v1/maps/customers/catchup-errors/retry", map[string]any{"ids": []int64{errs[0].ID}}, &rr)
-	if rr.Retried != 1 || rr.Succeeded != 1 {
+	if rr.Retried != 1 || rr.Failed != 1 {
 		t.Fatalf("retry = %+v", rr)
 	}
-	if got := l.queryString(l.crm, `SELECT name FROM account WHERE accountnumber='E-1'`); got != "Bad currency, third change" {
-		t.Fatalf("E-1 after retry: %s", got)
+	fetch()
+	if len(errs) != 2 || !strings.Contains(errs[1].Key, "E-1") || errs[1].Changes != 3 {
+		t.Fatalf("after a retry that cannot succeed yet: %+v", errs)
 	}
+	// The missing record arrives: the key catches up by itself, all three
+	// changes in order.
+	l.exec(l.erp, `INSERT INTO currencies VALUES ('ZZZ', 'Zed', 'z')`)
+	l.eventually("E-1 catches up by itself", func() (bool, string) {
+		got := l.queryString(l.crm, `SELECT name FROM account WHERE accountnumber='E-1'`)
+		return got == "Bad currency, third change", got
+	})
+	l.eventually("only E-3 left", func() (bool, string) {
+		fetch()
+		return len(errs) == 1 && strings.Contains(errs[0].Key, "E-3"), fmt.Sprintf("%+v", errs)
+	})
 	var audit []string
 	rows, _ := l.crm.Query(`SELECT name FROM name_audit WHERE accountnumber='E-1' ORDER BY seq`)
 	for rows.Next() {

@@ -3,7 +3,10 @@
 // configuration files and the environment.
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Pos is a place in the configuration file, for messages.
 type Pos struct {
@@ -125,11 +128,16 @@ type Map struct {
 	Pos       Pos         `yaml:"-"`
 }
 
-// KeyColumn is one column pair of the integration key.
+// KeyColumn is one entry of the integration key: usually one column on
+// each side; a reference that is part of the key (an order line keyed by
+// its order) may have several columns on one side, paired through the
+// lookup that maps them.
 type KeyColumn struct {
-	Left  string `yaml:"left"`
-	Right string `yaml:"right"`
-	// Company marks the legal-entity column: initial sync runs per value.
+	Left  Columns `yaml:"left"`
+	Right Columns `yaml:"right"`
+	// Company marks the legal-entity column: initial sync runs per value,
+	// and lookups into company-keyed maps resolve within the row's
+	// company. Only on a one-column entry.
 	Company bool `yaml:"company"`
 	Pos     Pos  `yaml:"-"`
 }
@@ -162,14 +170,17 @@ type ColumnMap struct {
 type Lookup struct {
 	// Map is the related map whose tables are referenced.
 	Map string `yaml:"map"`
-	// Left and Right are this map's referencing columns.
-	Left  string `yaml:"left"`
-	Right string `yaml:"right"`
+	// Left and Right are this map's referencing columns: one, or several
+	// for a composite reference (left: [dataareaid, salesid]).
+	Left  Columns `yaml:"left"`
+	Right Columns `yaml:"right"`
 	// LeftRef and RightRef are the referenced columns in the related
-	// map's tables. Default: the related map's key column on that side
-	// when its key has one column, else the table's primary key.
-	LeftRef   string    `yaml:"left_ref"`
-	RightRef  string    `yaml:"right_ref"`
+	// map's tables, as many as the referencing columns. Default: the
+	// related map's key columns on that side when they are as many (the
+	// company column left out when the lookup is company-scoped), else
+	// the table's primary key.
+	LeftRef   Columns   `yaml:"left_ref"`
+	RightRef  Columns   `yaml:"right_ref"`
 	Direction Direction `yaml:"direction"` // default both
 	Pos       Pos       `yaml:"-"`
 }
@@ -180,4 +191,52 @@ type Filter struct {
 	Left  string `yaml:"left"`
 	Right string `yaml:"right"`
 	Pos   Pos    `yaml:"-"`
+}
+
+// Columns is a list of column names, written in YAML as one name or a
+// list of names.
+type Columns []string
+
+// String renders one column as its name and several as [a, b].
+func (c Columns) String() string {
+	if len(c) == 1 {
+		return c[0]
+	}
+	return "[" + strings.Join(c, ", ") + "]"
+}
+
+// Equal reports whether c and o name the same columns in the same order.
+func (c Columns) Equal(o Columns) bool {
+	if len(c) != len(o) {
+		return false
+	}
+	for i := range c {
+		if c[i] != o[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// One returns the only column, or "" when there are none or several.
+func (c Columns) One() string {
+	if len(c) == 1 {
+		return c[0]
+	}
+	return ""
+}
+
+// CompanyColumn returns the map's company key column on side ("left" or
+// "right"), or "".
+func (m *Map) CompanyColumn(side string) string {
+	for _, k := range m.Key {
+		if !k.Company {
+			continue
+		}
+		if side == "left" {
+			return k.Left.One()
+		}
+		return k.Right.One()
+	}
+	return ""
 }

@@ -29,6 +29,7 @@ var (
 	posType      = reflect.TypeOf(Pos{})
 	durationType = reflect.TypeOf(Duration(0))
 	anyType      = reflect.TypeOf((*any)(nil)).Elem()
+	columnsType  = reflect.TypeOf(Columns(nil))
 )
 
 func nodePos(n *yaml.Node) Pos { return Pos{Line: n.Line, Column: n.Column} }
@@ -156,6 +157,10 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 		return
 	case v.Type() == anyType:
 		d.decodeAny(path, n, v)
+		return
+	case v.Type() == columnsType && n.Kind == yaml.ScalarNode:
+		// One column may be written without brackets.
+		v.Set(reflect.ValueOf(Columns{n.Value}))
 		return
 	}
 	switch v.Kind() {

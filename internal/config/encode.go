@@ -78,6 +78,9 @@ func encodeValue(v reflect.Value, flow bool) *yaml.Node {
 		if v.Len() == 0 {
 			return nil
 		}
+		if v.Type() == columnsType && v.Len() == 1 {
+			return scalarNode("!!str", v.Index(0).String())
+		}
 		n := &yaml.Node{Kind: yaml.SequenceNode}
 		if v.Type().Elem().Kind() == reflect.String {
 			n.Style = yaml.FlowStyle

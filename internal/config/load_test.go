@@ -446,7 +446,7 @@ func TestFullConfigValues(t *testing.T) {
 		t.Errorf("currencies = %+v", cur)
 	}
 	cust := c.MapByName("customers")
-	if cust.Filter.Left != "blocked != 1" || cust.Filter.Right != "statecode == 0" || cust.Lookups[0].LeftRef != "currencycode" {
+	if cust.Filter.Left != "blocked != 1" || cust.Filter.Right != "statecode == 0" || cust.Lookups[0].LeftRef.One() != "currencycode" {
 		t.Errorf("customers = %+v", cust)
 	}
 	if col := cust.Columns[3]; col.LeftToRight != "blocked == 1 ? 1 : 0" || col.RightToLeft != "statecode == 1 ? 1 : 0" || col.Default != false {

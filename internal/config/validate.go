@@ -172,20 +172,28 @@ func (v *validator) mapping(i int, m *Map, p string) {
 
 	// Which column and lookup write each target column, per direction.
 	writers := map[string]string{}
-	write := func(path string, d Direction, left, right string) {
+	write := func(path string, d Direction, left, right Columns) {
 		for _, t := range []struct {
-			dir      Direction
-			side, to string
+			dir  Direction
+			side string
+			to   Columns
 		}{{LeftToRight, "right", right}, {RightToLeft, "left", left}} {
-			if t.to == "" || !within(t.dir, d) {
+			if !within(t.dir, d) {
 				continue
 			}
-			k := t.side + "\x00" + t.to
-			if first, ok := writers[k]; ok {
-				v.add(problem.ConfigInvalid, m.Name, path, "%s column %s is already written by %s; map each target column once", t.side, t.to, first)
-				continue
+			for _, to := range t.to {
+				if to == "" || (len(t.to) > 1 && to == m.CompanyColumn(t.side)) {
+					// A composite reference matches on the company column
+					// but does not write it: the key's company mapping does.
+					continue
+				}
+				k := t.side + "\x00" + to
+				if first, ok := writers[k]; ok {
+					v.add(problem.ConfigInvalid, m.Name, path, "%s column %s is already written by %s; map each target column once", t.side, to, first)
+					continue
+				}
+				writers[k] = path
 			}
-			writers[k] = path
 		}
 	}
 
@@ -193,7 +201,7 @@ func (v *validator) mapping(i int, m *Map, p string) {
 		cp := fmt.Sprintf("%s.columns[%d]", p, j)
 		col := &m.Columns[j]
 		if v.column(m, mapDirOK, col, cp) {
-			write(cp, col.Direction, col.Left, col.Right)
+			write(cp, col.Direction, oneColumn(col.Left), oneColumn(col.Right))
 		}
 	}
 	for j := range m.Lookups {
@@ -307,14 +315,23 @@ func (v *validator) lookup(m *Map, mapDirOK bool, l *Lookup, lp string) bool {
 	c := v.c
 	switch {
 	case strings.TrimSpace(l.Map) == "":
-		v.add(problem.LookupUncovered, m.Name, lp+".map", "lookup on %s has no map, so nothing covers the table it references; name the map of the referenced table, or remove the lookup", nonEmpty(l.Left, l.Right))
+		v.add(problem.LookupUncovered, m.Name, lp+".map", "lookup on %s has no map, so nothing covers the table it references; name the map of the referenced table, or remove the lookup", nonEmpty(l.Left.String(), l.Right.String()))
 	case c.MapByName(l.Map) == nil:
 		v.add(problem.LookupUncovered, m.Name, lp+".map", "lookup to table %s: no map covers it (there is no map named %q); add a map for it or remove the lookup", l.Map, l.Map)
 	}
 	ok := true
-	if l.Left == "" || l.Right == "" {
+	if !named(l.Left) || !named(l.Right) {
 		v.add(problem.ConfigInvalid, m.Name, lp, "lookup needs both a left and a right referencing column; add the missing one")
 		ok = false
+	}
+	for _, r := range []struct {
+		cols, refs Columns
+		field      string
+	}{{l.Left, l.LeftRef, "left_ref"}, {l.Right, l.RightRef, "right_ref"}} {
+		if len(r.refs) > 0 && len(r.refs) != len(r.cols) {
+			v.add(problem.ConfigInvalid, m.Name, lp+"."+r.field, "lookup has %d referencing columns %s but %d referenced columns %s; name one referenced column for each", len(r.cols), r.cols, len(r.refs), r.refs)
+			ok = false
+		}
 	}
 	if !mapDirOK && l.Direction == m.Direction {
 		return false // inherited from the map, whose direction is reported
@@ -344,27 +361,32 @@ func (v *validator) key(m *Map, p string) {
 			if companies == 2 {
 				v.add(problem.ConfigInvalid, m.Name, kp+".company", "only one key column can be the company column; remove company: true from all but one")
 			}
+			if len(k.Left) > 1 || len(k.Right) > 1 {
+				v.add(problem.ConfigInvalid, m.Name, kp+".company", "company: true marks one column on each side, but this key entry has several; mark a one-column entry")
+			}
 		}
-		if k.Left == "" || k.Right == "" {
+		if !named(k.Left) || !named(k.Right) {
 			v.add(problem.ConfigInvalid, m.Name, kp, "key column needs both left and right; add the missing one")
 			continue
 		}
 		dir, where, found := Direction(""), "", false
 		for ci, col := range m.Columns {
-			if col.Left == k.Left && col.Right == k.Right {
+			if len(k.Left) == 1 && len(k.Right) == 1 && col.Left == k.Left[0] && col.Right == k.Right[0] {
 				dir, where, found = col.Direction, fmt.Sprintf("columns[%d]", ci), true
 				break
 			}
 		}
 		if !found {
 			for li, l := range m.Lookups {
-				if l.Left == k.Left && l.Right == k.Right {
+				if l.Left.Equal(k.Left) && l.Right.Equal(k.Right) {
 					dir, where, found = l.Direction, fmt.Sprintf("lookups[%d]", li), true
 					break
 				}
 			}
 		}
 		switch {
+		case !found && (len(k.Left) > 1 || len(k.Right) > 1):
+			v.add(problem.KeyNotBidirection, m.Name, kp, "key entry %s ↔ %s has several columns, so a lookup must pair them; add {map: <the referenced map>, left: %s, right: %s} to lookups", k.Left, k.Right, k.Left, k.Right)
 		case !found:
 			v.add(problem.KeyNotBidirection, m.Name, kp, "key column %s ↔ %s is not mapped; add {left: %s, right: %s} to columns (or a lookup if it references another map)", k.Left, k.Right, k.Left, k.Right)
 		case m.Bidirectional() && dir != Both:
@@ -380,4 +402,24 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// named reports whether cols names at least one column and none is empty.
+func named(cols Columns) bool {
+	if len(cols) == 0 {
+		return false
+	}
+	for _, c := range cols {
+		if strings.TrimSpace(c) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func oneColumn(c string) Columns {
+	if c == "" {
+		return nil
+	}
+	return Columns{c}
 }

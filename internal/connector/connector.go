@@ -167,6 +167,39 @@ type Write struct {
 	// Ref is an opaque reference the engine uses to match errors to
 	// source rows.
 	Ref int
+	// Return lists columns to read back from the row after the write,
+	// inside the transaction (a surrogate the target generates). They are
+	// reported in Result.Returned, and Ref values of later writes use them.
+	//
+	// The row is read as it is after the write: after an Upsert, an
+	// UpdateOnly of an existing row or an InsertOnly, also an InsertOnly
+	// left unapplied because its key exists (the existing row's values).
+	// A Delete, a failed write, a write left unmatched by Expect and an
+	// UpdateOnly of a missing row leave no row to read.
+	Return []string
+}
+
+// Ref is a Write value resolved inside the target transaction: the value
+// of Column in the row that the batch's earlier write number Write (index
+// in Batch.Writes) left in the table. It lets one transaction insert a
+// referenced row whose surrogate the target generates and then a row
+// that references it.
+//
+// A Ref may stand in Values of an Upsert, UpdateOnly or InsertOnly write,
+// and in Key (an order line keyed by the id its order gets in the same
+// transaction), never in Expect (see NewResolver for how that is
+// rejected). It
+// must name an earlier write (Write below the referencing write's index)
+// that lists Column in its Return; otherwise Apply returns an error
+// wrapping ErrBadRef before writing anything. When
+// the referenced write failed, was unmatched or left no row, the
+// referencing write fails with an error wrapping ErrRefUnresolved (a
+// WriteError in an isolated batch). Reference cycles are written as an
+// insert with the reference unset, then an UpdateOnly that sets it to a
+// Ref, in the same batch.
+type Ref struct {
+	Write  int
+	Column string
 }
 
 // Batch is the unit of one target transaction.
@@ -205,6 +238,12 @@ type Result struct {
 	// Unmatched lists the Refs of conditional writes (Expect, InsertOnly)
 	// that were not applied because the row did not match.
 	Unmatched []int
+	// Returned holds, by index in Batch.Writes, the Return columns of each
+	// write that left a row (not failed, not unmatched, not a Delete). An
+	// InsertOnly left unmatched because its key exists reports the
+	// existing row. A Skipped batch returns nothing; a batch without any
+	// Return leaves it nil.
+	Returned map[int]change.Row
 }
 
 // Applier writes batches.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
+	"github.com/dualwrite/dualwrite/internal/plan"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/store"
 )
@@ -25,240 +25,6 @@ type planned struct {
 	fixups  []connector.Write // writes on the source side, so both sides hold the winner
 	shadow  *shadowState      // the shadow to save before applying; nil when none
 	skipped bool              // filtered out, or lost every column to a newer change
-}
-
-// applyTx applies one map's share of a source transaction on the other
-// side: one target transaction, split at connector.MaxBatchRows writes.
-// Row failures are parked as catch-up errors; only transient failures
-// (the target cannot be reached) are returned, for the caller to retry.
-func (e *Engine) applyTx(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx) error {
-	return e.applyTxs(ctx, ms, from, []change.Tx{tx})
-}
-
-// maxGroupChanges bounds the changes of a group of source transactions
-// applied in one target transaction: a change plans at most three writes,
-// so a group never exceeds connector.MaxBatchRows and is never split.
-const maxGroupChanges = 300
-
-// applyTxs applies consecutive source transactions of one map and
-// direction. More than one (a group, formed only under backlog) commit
-// together in one target transaction with the last one's position: each
-// source transaction stays whole, and a redelivery skips what was applied.
-func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, txs []change.Tx) error {
-	ms.applyMu.Lock()
-	defer ms.applyMu.Unlock()
-	to := from.Other()
-	stream := ms.name + ":" + e.direction(from)
-	// Invariant: a group writes only the transactions after the stream's
-	// applied position. A redelivered group may straddle it (an earlier
-	// group committed, its acknowledgement was lost), and the target skips
-	// only a whole batch. The transactions already applied are still
-	// planned, reconciled and their shadows saved, as a skipped single
-	// transaction is: the crash may have come before that.
-	var applied change.Position
-	if len(txs) > 1 {
-		if !ms.streamKnown[from] {
-			pos, err := e.sides[to].conn.AppliedPosition(ctx, stream)
-			if err != nil {
-				return transient(fmt.Errorf("read applied position of %s: %w", stream, err))
-			}
-			ms.streamPos[from], ms.streamKnown[from] = pos, true
-		}
-		applied = ms.streamPos[from]
-	}
-	done := func(tx *change.Tx) bool {
-		return !applied.IsZero() && !tx.Position.IsZero() && !applied.Less(tx.Position)
-	}
-	if from == mapping.Left && len(bothWayPairs(ms.m, from)) > 0 {
-		// A left-side change's canonical key is its key hint.
-		var keys []string
-		for _, tx := range txs {
-			for _, c := range tx.Changes {
-				keys = append(keys, keyHintOf(ms.m, from, c))
-			}
-		}
-		if err := e.prefetchShadows(ctx, ms, keys); err != nil {
-			return err
-		}
-	}
-	var writes []connector.Write
-	// Fix-ups run after the target writes, in change order. Being
-	// compare-and-set, one planned for an earlier change cannot undo a
-	// later change of the same record.
-	var fixups []connector.Write
-	type ref struct {
-		tx  *change.Tx
-		c   change.Change
-		key string
-	}
-	var refs []ref
-	// Shadows changed by these transactions' plans; saved once their
-	// target writes have committed.
-	shadows := map[string]*shadowState{}
-	keysOf := map[string][2]change.Row{}
-	var shadowOrder []string
-	for t := range txs {
-		tx := &txs[t]
-		for _, c := range tx.Changes {
-			i := len(refs)
-			refs = append(refs, ref{tx: tx, c: c})
-			keyHint := keyHintOf(ms.m, from, c)
-			if ms.parked[keyHint] {
-				// Invariant: a change to a key that has a parked catch-up
-				// error waits behind it, so the key's changes stay in order.
-				e.park(ctx, ms, from, *tx, c, keyHint, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
-				continue
-			}
-			at := tx.CommitTime
-			if !c.At.IsZero() {
-				at = c.At
-			}
-			p, err := e.plan(ctx, ms, from, at, c, shadows)
-			if err != nil {
-				if isTransient(err) {
-					return err
-				}
-				e.park(ctx, ms, from, *tx, c, keyHint, err)
-				continue
-			}
-			if p.key != keyHint && ms.parked[p.key] {
-				e.park(ctx, ms, from, *tx, c, p.key, problem.New(problem.WaitingBehindError, "waiting behind an earlier failed change to the same key"))
-				continue
-			}
-			if e.log.Enabled(ctx, slog.LevelDebug) {
-				e.log.Debug("change planned", "map", ms.name, "direction", e.direction(from), "key", p.key, "op", c.Op.String(),
-					"at", at.UnixNano(), "writes", describeWrites(p.target), "fixups", describeWrites(p.fixups), "skipped", p.skipped)
-			}
-			if p.shadow != nil {
-				if _, seen := shadows[p.key]; !seen {
-					shadowOrder = append(shadowOrder, p.key)
-				}
-				shadows[p.key] = p.shadow
-				if p.keys[0] != nil {
-					keysOf[p.key] = p.keys
-				}
-			}
-			if !done(tx) {
-				for _, w := range p.target {
-					w.Ref = i
-					writes = append(writes, w)
-				}
-			}
-			fixups = append(fixups, p.fixups...)
-			refs[i].key = p.key
-		}
-	}
-	chunks := splitWrites(writes)
-	if len(txs) > 1 && len(chunks) > 1 {
-		// Invariant: a group is never split; its bound makes this
-		// unreachable, and a split group could not be skipped exactly
-		// on redelivery.
-		return fmt.Errorf("a group of %d transactions planned %d writes, above the limit of %d", len(txs), len(writes), connector.MaxBatchRows)
-	}
-	failedRefs := map[int]bool{}
-	skippedRefs := map[int]bool{}
-	for k, chunk := range chunks {
-		pos := txs[len(txs)-1].Position
-		if len(chunks) > 1 {
-			// Invariant: a source transaction split into several target
-			// transactions records (LSN, part) so a redelivery skips the
-			// parts already applied.
-			pos.Sub = uint32(k + 1)
-		}
-		failed, skipped, err := e.applyBatchSkip(ctx, to, connector.Batch{Stream: stream, Position: pos, Writes: chunk})
-		if err != nil {
-			ms.streamKnown[from] = false // the commit may have happened
-			return err
-		}
-		if ms.streamKnown[from] && ms.streamPos[from].Less(pos) {
-			ms.streamPos[from] = pos
-		}
-		if skipped {
-			// Applied before (a redelivery): not counted again.
-			for _, w := range chunk {
-				skippedRefs[w.Ref] = true
-			}
-		}
-		for _, f := range failed {
-			r := refs[f.Ref]
-			failedRefs[f.Ref] = true
-			e.park(ctx, ms, from, *r.tx, r.c, r.key, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(to)))
-		}
-	}
-	appliedRefs := map[int]bool{}
-	for _, w := range writes {
-		if !failedRefs[w.Ref] && !skippedRefs[w.Ref] {
-			appliedRefs[w.Ref] = true
-		}
-	}
-	ms.applied[from].Add(int64(len(appliedRefs)))
-
-	// Reconcile every record these transactions touched, once, from the
-	// final shadow: both sides end as the conflict rule says.
-	var side [2][]connector.Write
-	side[from] = append(side[from], fixups...)
-	ws, err := e.reconcileAll(ctx, ms, shadowOrder, shadows, keysOf)
-	if err != nil {
-		return err
-	}
-	side[0] = append(side[0], ws[0]...)
-	side[1] = append(side[1], ws[1]...)
-	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
-		for _, chunk := range splitWrites(side[s]) {
-			failed, err := e.applyBatch(ctx, s, connector.Batch{Stream: ms.name + ":reconcile", Writes: chunk})
-			if err != nil {
-				return err
-			}
-			for _, f := range failed {
-				e.log.Warn("reconciliation write failed", "map", ms.name, "side", e.sideName(s), "err", f.Err)
-			}
-		}
-	}
-	// Invariant: the conflict shadow is saved only after the target writes
-	// and the reconciliation are done; a crash before replays the
-	// transaction, which plans the same writes again from the unchanged
-	// shadow (the target skips what it already has; reconciliation is
-	// compare-and-set on what it reads).
-	if err := e.saveShadows(ctx, ms, shadowOrder, shadows); err != nil {
-		return err
-	}
-	if len(writes) > 0 {
-		if err := e.store.TouchSync(ctx, ms.name); err != nil {
-			e.log.Warn("record last sync failed", "map", ms.name, "err", err)
-		}
-	}
-	return nil
-}
-
-// applyBatch applies a batch whole; when the batch fails it is applied
-// again with each write isolated, so one bad row never blocks the rest.
-func (e *Engine) applyBatch(ctx context.Context, to mapping.Side, b connector.Batch) ([]connector.WriteError, error) {
-	failed, _, err := e.applyBatchSkip(ctx, to, b)
-	return failed, err
-}
-
-// applyBatchSkip is applyBatch that also reports whether the target
-// skipped the batch as applied before.
-func (e *Engine) applyBatchSkip(ctx context.Context, to mapping.Side, b connector.Batch) ([]connector.WriteError, bool, error) {
-	if len(b.Writes) == 0 && b.Position.IsZero() {
-		return nil, false, nil
-	}
-	conn := e.sides[to].conn
-	b.Equal = mapping.Equal
-	res, err := conn.Apply(ctx, b)
-	if err == nil {
-		if res.Skipped || len(res.Unmatched) > 0 {
-			e.log.Debug("batch applied", "side", e.sideName(to), "stream", b.Stream, "position", b.Position.String(),
-				"writes", len(b.Writes), "skipped", res.Skipped, "unmatched", len(res.Unmatched))
-		}
-		return res.Failed, res.Skipped, nil
-	}
-	b.Isolate = true
-	res, err2 := conn.Apply(ctx, b)
-	if err2 != nil {
-		return nil, false, transient(fmt.Errorf("apply batch to %s: %w", e.sideName(to), err2))
-	}
-	return res.Failed, res.Skipped, nil
 }
 
 func splitWrites(ws []connector.Write) [][]connector.Write {
@@ -310,36 +76,28 @@ func keyHintOf(m *mapping.Map, from mapping.Side, c change.Change) string {
 	return "right:" + keyJSON(vals)
 }
 
-// plan turns a source change into target writes, applying the map, the
-// lookups and the conflict rule.
-func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at time.Time, c change.Change, shadows map[string]*shadowState) (planned, error) {
+// translatedChange is a source change mapped to the target side, its
+// references resolved.
+type translatedChange struct {
+	values    change.Row // target values, lookups included
+	oldValues change.Row // the old row's, when the change moves the key
+	key       string     // canonical key
+	// unsettled are target columns whose reference is set later in the
+	// same target transaction (a cycle): their value here is not final.
+	unsettled map[string]bool
+}
+
+// plan turns a source change, already translated (tc), into target
+// writes, applying the conflict rule. The caller has checked the filter.
+func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at time.Time, c change.Change, shadows map[string]*shadowState, tc translatedChange) (planned, error) {
 	m := ms.m
 	to := from.Other()
 	src := c.New
 	if c.Op == change.Delete {
 		src = c.Old
 	}
-	if src == nil {
-		return planned{}, problem.New(problem.KeyMissing, "the change carries no row image")
-	}
-	if c.Op != change.Delete {
-		ok, err := m.Match(from, src)
-		if err != nil {
-			return planned{}, problem.Wrap(problem.TransformFailed, err, "filter failed")
-		}
-		if !ok {
-			return planned{skipped: true}, nil
-		}
-	}
-	values, err := e.translate(ctx, ms, from, src, false)
-	if err != nil {
-		return planned{}, err
-	}
+	values, key := tc.values, tc.key
 	tkey, err := keyRow(m, to, values)
-	if err != nil {
-		return planned{}, err
-	}
-	key, err := e.canonicalKey(m, from, src, values)
 	if err != nil {
 		return planned{}, err
 	}
@@ -355,12 +113,8 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 	if c.Op == change.Update && c.Old != nil {
 		if oldKey, err := m.KeyOf(from, c.Old); err == nil {
 			newKey, _ := m.KeyOf(from, c.New)
-			if keyJSON(oldKey) != keyJSON(newKey) {
-				oldVals, err := e.translate(ctx, ms, from, c.Old, false)
-				if err != nil {
-					return planned{}, err
-				}
-				oldT, err := keyRow(m, to, oldVals)
+			if keyJSON(oldKey) != keyJSON(newKey) && tc.oldValues != nil {
+				oldT, err := keyRow(m, to, tc.oldValues)
 				if err != nil {
 					return planned{}, err
 				}
@@ -383,7 +137,7 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 		}
 	}
 	p.shadow = sh
-	rule := conflictRule{at: at.UnixNano(), from: from, master: ms.master}
+	rule := plan.Rule{At: at.UnixNano(), From: from, Master: ms.master}
 	if c.Op == change.Delete {
 		return e.planDelete(ctx, ms, from, rule, sh, p, tkey, skey)
 	}
@@ -391,7 +145,7 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 	// Insert or update.
 	p.keys = [2]change.Row{}
 	p.keys[from], p.keys[to] = skey, tkey
-	if sh.Row != nil && sh.Row.Deleted && !rule.wins(sh.Row) {
+	if sh.Row != nil && sh.Row.Deleted && !rule.Wins(sh.Row) {
 		// The record was deleted on the other side after this change; the
 		// reconciliation removes it here too.
 		p.skipped = true
@@ -399,8 +153,8 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 	}
 	resurrect := c.Op == change.Insert || (sh.Row != nil && sh.Row.Deleted)
 	known := sh.Row
-	if sh.Row == nil || rule.wins(sh.Row) {
-		sh.Row = &stamp{At: rule.at, Side: int(from)}
+	if sh.Row == nil || rule.Wins(sh.Row) {
+		sh.Row = &stamp{At: rule.At, Side: int(from)}
 	}
 	changed := changedPairs(m, from, c, resurrect)
 	keep := map[string]bool{}
@@ -409,16 +163,18 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			keep[pr.Target] = true // one-way columns always flow
 			continue
 		}
-		if !changed[pr.Index] || !rule.wins(sh.Cols[pr.Index]) {
+		if !changed[pr.Index] || !rule.Wins(sh.Cols[pr.Index]) {
 			continue // unchanged here, or a newer change on the other side won
 		}
 		keep[pr.Target] = true
-		win := &stamp{At: rule.at, Side: int(from), Vals: change.Row{}}
+		win := &stamp{At: rule.At, Side: int(from), Vals: change.Row{}}
 		if v, ok := src[pr.Source]; ok {
 			win.Vals[sideKey(from)] = v
 		}
-		if v, ok := values[pr.Target]; ok {
-			win.Vals[sideKey(to)] = v
+		if v, ok := values[pr.Target]; ok && !tc.unsettled[pr.Target] {
+			if _, isRef := v.(connector.Ref); !isRef {
+				win.Vals[sideKey(to)] = v
+			}
 		}
 		sh.Cols[pr.Index] = win
 	}
@@ -466,17 +222,17 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 }
 
 // planDelete applies the conflict rule to a delete.
-func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side, rule conflictRule, sh *shadowState, p planned, tkey, skey change.Row) (planned, error) {
+func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side, rule plan.Rule, sh *shadowState, p planned, tkey, skey change.Row) (planned, error) {
 	to := from.Other()
 	p.keys = [2]change.Row{}
 	p.keys[from], p.keys[to] = skey, tkey
-	if !rule.wins(sh.Row) {
+	if !rule.Wins(sh.Row) {
 		// A newer write on the other side keeps the record alive; the
 		// reconciliation puts it back here.
 		p.skipped = true
 		return p, nil
 	}
-	sh.Row = &stamp{At: rule.at, Side: int(from), Deleted: true}
+	sh.Row = &stamp{At: rule.At, Side: int(from), Deleted: true}
 	p.target = append(p.target, connector.Write{Table: ms.m.Table(to), Key: tkey, Op: connector.Delete})
 	return p, nil
 }
@@ -511,7 +267,7 @@ func (e *Engine) reconcile(ctx context.Context, ms *mapState, sh *shadowState, k
 			if rows[other] == nil || !m.Flows(other) {
 				continue
 			}
-			vals, err := e.translate(ctx, ms, other, rows[other], false)
+			vals, err := e.translateRow(ctx, ms.m, other, rows[other], false)
 			if err != nil {
 				return out, err
 			}
@@ -548,7 +304,8 @@ func (e *Engine) reconcile(ctx context.Context, ms *mapState, sh *shadowState, k
 
 // reconcileAll reconciles the records with the given keys, reading the
 // rows of each side in one round trip where the connector can.
-func (e *Engine) reconcileAll(ctx context.Context, ms *mapState, order []string, shadows map[string]*shadowState, keysOf map[string][2]change.Row) ([2][]connector.Write, error) {
+// Each write's Ref is the index in the returned list of its record's key.
+func (e *Engine) reconcileAll(ctx context.Context, ms *mapState, order []string, shadows map[string]*shadowState, keysOf map[string][2]change.Row) ([2][]connector.Write, []string, error) {
 	var out [2][]connector.Write
 	var todo []string
 	for _, k := range order {
@@ -558,7 +315,7 @@ func (e *Engine) reconcileAll(ctx context.Context, ms *mapState, order []string,
 		}
 	}
 	if len(todo) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
 	// The two sides are read at the same time.
 	var rows [2][]change.Row
@@ -578,18 +335,22 @@ func (e *Engine) reconcileAll(ctx context.Context, ms *mapState, order []string,
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return out, err
+			return out, nil, err
 		}
 	}
 	for i, k := range todo {
 		ws, err := e.reconcile(ctx, ms, shadows[k], keysOf[k], [2]change.Row{rows[0][i], rows[1][i]})
 		if err != nil {
-			return out, err
+			return out, nil, err
 		}
-		out[0] = append(out[0], ws[0]...)
-		out[1] = append(out[1], ws[1]...)
+		for s := range ws {
+			for _, w := range ws[s] {
+				w.Ref = i
+				out[s] = append(out[s], w)
+			}
+		}
 	}
-	return out, nil
+	return out, todo, nil
 }
 
 // pairColumns maps each pair index to its column on each side.
@@ -734,7 +495,7 @@ func (e *Engine) derivedBack(ctx context.Context, ms *mapState, from mapping.Sid
 	if len(back) == 0 || post == nil {
 		return nil
 	}
-	vals, _, err := e.translateDeferred(ctx, m, from.Other(), post, false, 0)
+	vals, err := e.translateRow(ctx, m, from.Other(), post, false)
 	if err != nil {
 		e.log.Debug("derived columns not computed", "map", ms.name, "err", err)
 		return nil
@@ -824,97 +585,6 @@ func changedPairs(m *mapping.Map, from mapping.Side, c change.Change, all bool) 
 		}
 	}
 	return out
-}
-
-// translate maps a source row to the other side and resolves its lookups.
-// With deferSelf, a self-referencing lookup that finds no row yields NULL
-// (the initial sync's second pass fills it in).
-func (e *Engine) translate(ctx context.Context, ms *mapState, from mapping.Side, row change.Row, deferSelf bool) (change.Row, error) {
-	vals, _, err := e.translateDeferred(ctx, ms.m, from, row, deferSelf, 0)
-	return vals, err
-}
-
-var errNotFound = errors.New("not found")
-
-func (e *Engine) translateDeferred(ctx context.Context, m *mapping.Map, from mapping.Side, row change.Row, deferSelf bool, depth int) (change.Row, bool, error) {
-	tr, err := m.Translate(from, row)
-	if err != nil {
-		return nil, false, withCode(problem.TransformFailed, err)
-	}
-	vals := tr.Values
-	if vals == nil {
-		vals = change.Row{}
-	}
-	deferred := false
-	for _, pl := range tr.Lookups {
-		spec := m.Lookup(from, pl.Lookup)
-		v, err := e.lookupValue(ctx, spec, from, pl.Value, depth)
-		if errors.Is(err, errNotFound) {
-			if spec.SelfReference && deferSelf {
-				vals[pl.Target] = nil
-				deferred = true
-				continue
-			}
-			return nil, false, problem.New(problem.LookupUnresolved, "lookup %s: %s value %v has no matching row in %s on %s; sync that map first (run it with --with-related)",
-				spec.Map, spec.SourceColumn, pl.Value, spec.TargetTable, e.sideName(from.Other()))
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		vals[pl.Target] = v
-	}
-	return vals, deferred, nil
-}
-
-// lookupValue maps a referencing value from side `from` to the other side
-// through the related map's integration key.
-func (e *Engine) lookupValue(ctx context.Context, spec mapping.LookupSpec, from mapping.Side, v any, depth int) (any, error) {
-	if v == nil {
-		return nil, nil
-	}
-	if depth > 4 {
-		return nil, problem.New(problem.LookupUnresolved, "lookup %s nests too deeply", spec.Map)
-	}
-	rs, ok := e.maps[spec.Map]
-	if !ok || rs.m == nil {
-		return nil, problem.New(problem.LookupUncovered, "lookup map %s is not available", spec.Map)
-	}
-	rel := rs.m
-	to := from.Other()
-	var srcRow change.Row
-	if spec.SourceRefIsKey && len(rel.KeyColumns(from)) == 1 {
-		srcRow = change.Row{spec.SourceRef: v}
-	} else {
-		rows, err := e.sides[from].conn.Scan(ctx, connector.ScanRequest{Table: spec.SourceTable, Equal: change.Row{spec.SourceRef: v}, OrderBy: rel.KeyColumns(from), Limit: 1})
-		if err != nil {
-			return nil, transient(fmt.Errorf("lookup %s on %s: %w", spec.Map, e.sideName(from), err))
-		}
-		if len(rows) == 0 {
-			return nil, errNotFound
-		}
-		srcRow = rows[0]
-	}
-	vals, _, err := e.translateDeferred(ctx, rel, from, srcRow, false, depth+1)
-	if err != nil {
-		return nil, err
-	}
-	tkey, err := keyRow(rel, to, vals)
-	if err != nil {
-		return nil, err
-	}
-	if spec.TargetRefIsKey {
-		if tv, ok := tkey[spec.TargetRef]; ok {
-			return tv, nil
-		}
-	}
-	rows, err := e.sides[to].conn.Scan(ctx, connector.ScanRequest{Table: spec.TargetTable, Equal: tkey, OrderBy: rel.KeyColumns(to), Limit: 1})
-	if err != nil {
-		return nil, transient(fmt.Errorf("lookup %s on %s: %w", spec.Map, e.sideName(to), err))
-	}
-	if len(rows) == 0 {
-		return nil, errNotFound
-	}
-	return rows[0][spec.TargetRef], nil
 }
 
 // keyRow extracts the integration key columns of side s from a row.

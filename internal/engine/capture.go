@@ -223,57 +223,77 @@ func (e *Engine) handleTxs(ctx context.Context, s *sideLoop, txs []change.Tx) er
 	}
 }
 
-// route splits consecutive transactions of side from per map and hands
-// each map its share.
+// route splits consecutive transactions of side from per map: the shares
+// of Running maps are applied together, as one target transaction in the
+// source's order; the shares of Paused, Initializing and Resuming maps go
+// to their durable queues. A row's failure is parked with its key inside
+// applyGroup; only failures that are not a row's fault come back, and the
+// caller retries the whole group (the target skips what it committed).
 func (e *Engine) route(ctx context.Context, from mapping.Side, txs []change.Tx) error {
+	var live []*mapState
+	var locked []*mapState
+	defer func() {
+		for _, ms := range locked {
+			ms.routeMu.Unlock()
+		}
+	}()
 	for _, n := range e.order {
 		ms := e.maps[n]
 		if ms.m == nil || !ms.m.Flows(from) {
 			continue
 		}
-		table := ms.m.Table(from)
-		var parts []change.Tx
-		for _, tx := range txs {
-			var part []change.Change
-			for _, c := range tx.Changes {
-				if c.Table == table {
-					part = append(part, c)
-				}
-			}
-			if len(part) == 0 {
-				continue
-			}
-			sub := tx
-			sub.Changes = part
-			parts = append(parts, sub)
-		}
+		parts := shareOf(txs, ms.m.Table(from))
 		if len(parts) == 0 {
 			continue
 		}
-		if err := e.routeMap(ctx, ms, from, parts); err != nil {
-			return fmt.Errorf("map %s: %w", ms.name, err)
+		// routeMu serialises routing with status changes, so that no
+		// change slips between a status check and its use.
+		ms.routeMu.Lock()
+		locked = append(locked, ms)
+		switch e.statusOf(ms) {
+		case Running:
+			live = append(live, ms)
+		case Paused, Initializing, Resuming:
+			for _, tx := range parts {
+				seq, err := e.queue.Append(ctx, queue.Entry{Map: ms.name, Direction: e.sideName(from), Tx: tx, EnqueuedAt: e.now()})
+				if err != nil {
+					return fmt.Errorf("map %s: queue change: %w", ms.name, err)
+				}
+				e.log.Debug("transaction queued", "map", ms.name, "side", e.sideName(from), "position", tx.Position.String(), "seq", seq)
+			}
 		}
 	}
-	return nil
-}
-
-func (e *Engine) routeMap(ctx context.Context, ms *mapState, from mapping.Side, txs []change.Tx) error {
-	ms.routeMu.Lock()
-	defer ms.routeMu.Unlock()
-	switch e.statusOf(ms) {
-	case Running:
-		return e.applyTxs(ctx, ms, from, txs)
-	case Paused, Initializing, Resuming:
-		for _, tx := range txs {
-			seq, err := e.queue.Append(ctx, queue.Entry{Map: ms.name, Direction: e.sideName(from), Tx: tx, EnqueuedAt: e.now()})
-			if err != nil {
-				return fmt.Errorf("queue change: %w", err)
-			}
-			e.log.Debug("transaction queued", "map", ms.name, "side", e.sideName(from), "position", tx.Position.String(), "seq", seq)
-		}
+	if len(live) == 0 {
 		return nil
 	}
-	return nil // Not running: the map does not sync
+	return e.applyGroup(ctx, from, txs, live, e.liveStream(from), &e.live[from])
+}
+
+// liveStream names the applied-position stream of live apply from side
+// from: one per direction, as one target transaction carries every map's
+// share of a source transaction.
+func (e *Engine) liveStream(from mapping.Side) string {
+	return "live:" + e.direction(from)
+}
+
+// shareOf returns the part of each transaction that changes table.
+func shareOf(txs []change.Tx, table string) []change.Tx {
+	var parts []change.Tx
+	for _, tx := range txs {
+		var part []change.Change
+		for _, c := range tx.Changes {
+			if c.Table == table {
+				part = append(part, c)
+			}
+		}
+		if len(part) == 0 {
+			continue
+		}
+		sub := tx
+		sub.Changes = part
+		parts = append(parts, sub)
+	}
+	return parts
 }
 
 // release frees a side's log resources once no map uses it.

@@ -7,65 +7,18 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/mapping"
+	"github.com/dualwrite/dualwrite/internal/plan"
 )
 
-// The conflict rule (docs/adr/20261122-conflict-rule.md): per column,
-// the write with the later source commit time wins; at equal times the
-// map's master wins. A record's existence is one more "column": a delete
-// competes with the latest insert or update of the record. The rule is a
-// maximum over all writes, so the result does not depend on the order in
-// which the engine sees the two sides' changes, and both sides converge.
-//
-// The shadow keeps, per record and column, the stamp of the winning write.
-// Records are keyed by their left-side integration key.
+// The conflict rule lives in internal/plan; the engine keeps the shadows,
+// keyed by the record's canonical key, in the control store and a cache.
 
-// stamp identifies a write: its commit time (ns) and side.
-type stamp struct {
-	At      int64 `json:"at"`
-	Side    int   `json:"side"`
-	Deleted bool  `json:"deleted,omitempty"`
-	// Vals holds a winning column's value as each side stores it ("0"
-	// left, "1" right): the reconciliation writes it wherever a side
-	// holds something else.
-	Vals change.Row `json:"vals,omitempty"`
-}
+type stamp = plan.Stamp
 
-func sideKey(s mapping.Side) string {
-	if s == mapping.Left {
-		return "0"
-	}
-	return "1"
-}
+type shadowState = plan.Shadow
 
-type shadowState struct {
-	Row  *stamp         `json:"row,omitempty"`
-	Cols map[int]*stamp `json:"cols,omitempty"`
-}
-
-type conflictRule struct {
-	at     int64
-	from   mapping.Side
-	master mapping.Side
-}
-
-// wins reports whether the write being planned beats the recorded stamp.
-// A write beats nothing, an older write, and an equal-time write from the
-// other side when its own side is the master. The same stamp again (a
-// redelivery) wins, which keeps replays idempotent.
-func (r conflictRule) wins(prev *stamp) bool {
-	if prev == nil {
-		return true
-	}
-	if r.at != prev.At {
-		return r.at > prev.At
-	}
-	if prev.Side == int(r.from) {
-		return true
-	}
-	return r.from == r.master
-}
+func sideKey(s mapping.Side) string { return plan.SideKey(s) }
 
 // shadowCache keeps the stored form of recently used shadows, so that
 // planning a change does not read the control store. It is written

@@ -59,7 +59,7 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 			}
 			backoff := 100 * time.Millisecond
 			for {
-				err := e.applyTx(ctx, ms, from, en.Tx)
+				err := e.applyGroup(ctx, from, []change.Tx{en.Tx}, []*mapState{ms}, ms.name+":"+e.direction(from), &ms.replay[from])
 				if err == nil {
 					break
 				}
@@ -182,6 +182,9 @@ func (e *Engine) retryOne(ctx context.Context, ms *mapState, ce store.RowError) 
 	if err := e.store.DeleteCatchUpError(ctx, ce.ID); err != nil {
 		return false, err
 	}
+	if err := e.store.WaitsClear(ctx, ms.name, ce.Key); err != nil {
+		return false, err
+	}
 	ms.applyMu.Lock()
 	delete(ms.parked, ce.Key)
 	ms.applyMu.Unlock()
@@ -191,7 +194,7 @@ func (e *Engine) retryOne(ctx context.Context, ms *mapState, ce store.RowError) 
 			continue
 		}
 		tx := change.Tx{CommitTime: qc.CommitTime, Changes: []change.Change{qc.Change}}
-		if err := e.applyTx(ctx, ms, from, tx); err != nil {
+		if err := e.applyGroup(ctx, from, []change.Tx{tx}, []*mapState{ms}, ms.name+":"+e.direction(from), nil); err != nil {
 			return false, err
 		}
 	}
@@ -221,6 +224,9 @@ func (e *Engine) Discard(ctx context.Context, name string, ids []int64, actor st
 			continue
 		}
 		if err := e.store.DeleteCatchUpError(ctx, ce.ID); err != nil {
+			return n, err
+		}
+		if err := e.store.WaitsClear(ctx, ms.name, ce.Key); err != nil {
 			return n, err
 		}
 		ms.applyMu.Lock()

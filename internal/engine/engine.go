@@ -20,12 +20,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/queue"
+	"github.com/dualwrite/dualwrite/internal/resolve"
 	"github.com/dualwrite/dualwrite/internal/store"
 )
 
@@ -76,6 +76,14 @@ type Engine struct {
 	echo [2]atomic.Int64
 	// shadows caches conflict shadows as stored (conflict.go).
 	shadows shadowCache
+	// identity is the record pairing of every map (internal/resolve).
+	identity *resolve.Identity
+	// live is the applied position of each direction's live stream, by
+	// source side; owned by that side's capture loop.
+	live [2]streamState
+	// waitersNudge wakes the loop that retries keys whose awaited
+	// reference arrived.
+	waitersNudge chan struct{}
 	// retainedWarned is when each side last warned about retained log;
 	// owned by the watchQueues goroutine.
 	retainedWarned [2]time.Time
@@ -100,12 +108,9 @@ type mapState struct {
 	skipInit bool
 
 	parked map[string]bool // keys with a catch-up error; guarded by applyMu
-	// streamPos is the applied position of each direction's stream as the
-	// engine last committed it, when known (streamKnown); guarded by
-	// applyMu. The engine is the stream's only writer; an apply that
-	// failed, perhaps after its commit, makes it unknown.
-	streamPos   [2]change.Position
-	streamKnown [2]bool
+	// replay is the applied position of each direction's replay stream
+	// (the map's queue, `map:erp->crm`); guarded by applyMu.
+	replay      [2]streamState
 	applied     [2]atomic.Int64 // by source side
 	initErrs    atomic.Int64    // initial sync errors recorded since the engine started
 	initDone    atomic.Int64
@@ -130,6 +135,8 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		now:   o.Now,
 		maps:  map[string]*mapState{},
 		wake:  make(chan struct{}, 1),
+
+		waitersNudge: make(chan struct{}, 1),
 	}
 	e.sides[mapping.Left] = &sideLoop{idx: mapping.Left, name: o.Left.Name, conn: o.Left.Conn, reconf: make(chan chan error)}
 	e.sides[mapping.Right] = &sideLoop{idx: mapping.Right, name: o.Right.Name, conn: o.Right.Conn, reconf: make(chan chan error)}
@@ -175,6 +182,13 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		names = append(names, cm.Name)
 	}
 	e.order = dependencyOrder(names, e.deps, e.rank)
+	valid := map[string]*mapping.Map{}
+	for n, ms := range e.maps {
+		if ms.m != nil {
+			valid[n] = ms.m
+		}
+	}
+	e.identity = resolve.New(e.store, valid, resolve.DefaultCapacity)
 	return e, nil
 }
 
@@ -253,10 +267,14 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	e.signal()
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go func() {
 		defer e.wg.Done()
 		e.runWorker(ctx)
+	}()
+	go func() {
+		defer e.wg.Done()
+		e.runWaiters(ctx)
 	}()
 	go func() {
 		defer e.wg.Done()

@@ -244,6 +244,12 @@ func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, 
 type initRow struct {
 	kv  []any // source key values; keyJSON(kv) names the row in errors
 	src change.Row
+	// key, vals, tkey and have pair the record once the chunk is written:
+	// its canonical key, translated values, target key and target row
+	// before the writes (nil when missing).
+	key        string
+	vals, tkey change.Row
+	have       change.Row
 }
 
 // initPrep is a source row of a chunk, translated, waiting for its target
@@ -254,6 +260,7 @@ type initPrep struct {
 	vals       change.Row // translated to the target's columns
 	tkey, skey change.Row
 	deferred   bool
+	key        string // canonical key
 }
 
 // chunkPlan is what a chunk of source rows needs written.
@@ -276,222 +283,41 @@ func (e *Engine) initChunk(ctx context.Context, ms *mapState, from mapping.Side,
 // applyPlan writes a chunk's plan: the target side first, then the writes
 // back on the source side.
 func (e *Engine) applyPlan(ctx context.Context, ms *mapState, from mapping.Side, p chunkPlan) error {
-	if err := e.initApply(ctx, ms, from, from.Other(), p.toTarget, p.refs); err != nil {
+	failed, returned, err := e.initApply(ctx, ms, from, from.Other(), p.toTarget, p.refs)
+	if err != nil {
 		return err
 	}
-	return e.initApply(ctx, ms, from, from, p.toSource, p.srcRefs)
+	if _, _, err := e.initApply(ctx, ms, from, from, p.toSource, p.srcRefs); err != nil {
+		return err
+	}
+	return e.pairChunk(ctx, ms, from, p, failed, returned)
 }
 
-// planChunk decides what one chunk of source rows needs: it translates
-// them, reads their target rows in one round trip where the connector
-// can, and builds the writes. Rows that fail are recorded as errors.
-func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side, rows []change.Row, onlyMissing, targetEmpty bool, conflicts *int) (chunkPlan, error) {
-	m := ms.m
-	to := from.Other()
-	preps := make([]initPrep, 0, len(rows))
-	for _, row := range rows {
-		kv, err := m.KeyOf(from, row)
-		if err != nil {
-			e.initError(ctx, ms, from, "?", err)
-			continue
-		}
-		ok, err := m.Match(from, row)
-		if err != nil {
-			e.initError(ctx, ms, from, keyJSON(kv), problem.Wrap(problem.TransformFailed, err, "filter failed"))
-			continue
-		}
-		if !ok {
-			continue
-		}
-		p, err := e.prepareInit(ctx, m, from, row)
-		if err != nil {
-			if isTransient(err) {
-				return chunkPlan{}, err
-			}
-			e.initError(ctx, ms, from, keyJSON(kv), err)
-			continue
-		}
-		p.kv = kv
-		preps = append(preps, p)
-	}
-	tkeys := make([]change.Row, len(preps))
-	for i, p := range preps {
-		tkeys[i] = p.tkey
-	}
-	haves := make([]change.Row, len(tkeys))
-	if !targetEmpty {
-		var err error
-		if haves, err = e.readRows(ctx, to, m.Table(to), tkeys); err != nil {
-			return chunkPlan{}, err
-		}
-	}
-	var toTarget, toSource []connector.Write
-	var refs []initRow
-	var srcRefs []initRow
-	for i, p := range preps {
-		ws, back, isConflict, err := e.reconcileInit(ctx, ms, from, p, haves[i], onlyMissing, targetEmpty)
-		if err != nil {
-			if isTransient(err) {
-				return chunkPlan{}, err
-			}
-			e.initError(ctx, ms, from, keyJSON(p.kv), err)
-			continue
-		}
-		if p.deferred {
-			if err := e.store.AddDeferred(ctx, ms.name, passName(from), keyJSON(p.kv)); err != nil {
-				return chunkPlan{}, err
-			}
-		}
-		if isConflict {
-			*conflicts++
-			if *conflicts <= maxLoggedConflicts {
-				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", keyText(keyJSON(p.kv)), e.sideName(ms.master)))
-			}
-		}
-		for _, w := range ws {
-			w.Ref = len(refs)
-			toTarget = append(toTarget, w)
-		}
-		refs = append(refs, initRow{p.kv, p.row})
-		for _, w := range back {
-			w.Ref = len(srcRefs)
-			toSource = append(toSource, w)
-		}
-		srcRefs = append(srcRefs, initRow{p.kv, p.row})
-	}
-	return chunkPlan{rows: len(rows), toTarget: toTarget, toSource: toSource, refs: refs, srcRefs: srcRefs}, nil
-}
-
-// readRows reads the rows of table with the given keys (all with the same
-// columns, none NULL) and returns them aligned with keys, nil where no
-// row has the key. Connectors that implement KeyReader answer in one
-// round trip; rows are matched to keys by value (mapping.Equal), and a
-// key whose row the database returned but the values do not match (a
-// case-insensitive collation, say) is read again on its own.
-func (e *Engine) readRows(ctx context.Context, s mapping.Side, table string, keys []change.Row) ([]change.Row, error) {
-	out := make([]change.Row, len(keys))
-	kr, bulk := e.sides[s].conn.(connector.KeyReader)
-	if !bulk || len(keys) < 2 {
-		for i, k := range keys {
-			row, err := e.readRow(ctx, s, table, k)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = row
-		}
-		return out, nil
-	}
-	cols := sortedStrings(keyNames(keys[0]))
-	rows, err := kr.ReadKeys(ctx, table, keys)
-	if err != nil {
-		return nil, transient(fmt.Errorf("read %s on %s: %w", table, e.sideName(s), err))
-	}
-	fingerprint := func(r change.Row) (string, bool) {
-		var b strings.Builder
-		for _, c := range cols {
-			fp, ok := mapping.Fingerprint(r[c])
-			if !ok {
-				return "", false
-			}
-			b.WriteString(fp)
-			b.WriteByte(0)
-		}
-		return b.String(), true
-	}
-	byKey := make(map[string][]change.Row, len(rows))
-	strays := 0
-	for _, r := range rows {
-		fp, ok := fingerprint(r)
-		if !ok {
-			strays++
-			continue
-		}
-		byKey[fp] = append(byKey[fp], r)
-	}
-	matched := 0
-	var again []int
-	for i, k := range keys {
-		fp, ok := fingerprint(k)
-		if !ok {
-			again = append(again, i)
-			continue
-		}
-		for _, r := range byKey[fp] {
-			if sameKey(cols, k, r) {
-				out[i] = r
-				matched++
-				break
-			}
-		}
-	}
-	if strays > 0 || matched < len(rows) {
-		// The database matched rows the values do not: ask per key.
-		again = again[:0]
-		for i := range keys {
-			if out[i] == nil {
-				again = append(again, i)
-			}
-		}
-	}
-	for _, i := range again {
-		row, err := e.readRow(ctx, s, table, keys[i])
-		if err != nil {
-			return nil, err
-		}
-		out[i] = row
-	}
-	return out, nil
-}
-
-func keyNames(r change.Row) []string {
-	out := make([]string, 0, len(r))
-	for k := range r {
-		out = append(out, k)
-	}
-	return out
-}
-
-func sameKey(cols []string, a, b change.Row) bool {
-	for _, c := range cols {
-		if !mapping.Equal(a[c], b[c]) {
-			return false
-		}
-	}
-	return true
-}
-
-func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.Side, ws []connector.Write, refs []initRow) error {
+// initApply writes a chunk's writes on one side. It returns the refs of
+// the rows that failed (recorded as initial sync errors) and the columns
+// the writes returned, by index in ws.
+func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.Side, ws []connector.Write, refs []initRow) (map[int]bool, map[int]change.Row, error) {
+	failed := map[int]bool{}
+	returned := map[int]change.Row{}
 	if len(ws) == 0 {
-		return nil
+		return failed, returned, nil
 	}
+	offset := 0
 	for _, chunk := range splitWrites(ws) {
 		res, err := e.sides[on].conn.Apply(ctx, connector.Batch{Stream: ms.name + ":init", Writes: chunk, Isolate: true})
 		if err != nil {
-			return fmt.Errorf("initial sync write to %s: %w", e.sideName(on), err)
+			return nil, nil, fmt.Errorf("initial sync write to %s: %w", e.sideName(on), err)
 		}
 		for _, f := range res.Failed {
+			failed[f.Ref] = true
 			e.initError(ctx, ms, from, keyJSON(refs[f.Ref].kv), problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(on)))
 		}
+		for i, row := range res.Returned {
+			returned[offset+i] = row
+		}
+		offset += len(chunk)
 	}
-	return nil
-}
-
-// prepareInit translates a source row and computes its keys on both sides.
-func (e *Engine) prepareInit(ctx context.Context, m *mapping.Map, from mapping.Side, row change.Row) (initPrep, error) {
-	to := from.Other()
-	vals, deferred, err := e.translateDeferred(ctx, m, from, row, true, 0)
-	if err != nil {
-		return initPrep{}, err
-	}
-	tkey, err := keyRow(m, to, vals)
-	if err != nil {
-		return initPrep{}, err
-	}
-	skey, err := keyRow(m, from, row)
-	if err != nil {
-		return initPrep{}, err
-	}
-	return initPrep{row: row, vals: vals, tkey: tkey, skey: skey, deferred: deferred}, nil
+	return failed, returned, nil
 }
 
 // reconcileInit decides what one source row needs, given its target row
@@ -540,7 +366,7 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 				}
 			} else {
 				// The target is the master: its values go back to the source.
-				theirs, _, err := e.translateDeferred(ctx, m, to, have, false, 0)
+				theirs, err := e.translateRow(ctx, m, to, have, false)
 				if err != nil {
 					return nil, nil, false, err
 				}
@@ -556,7 +382,7 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 					for k, v := range back {
 						rowPost[k] = v
 					}
-					valsPost, _, err := e.translateDeferred(ctx, m, from, rowPost, true, 0)
+					valsPost, err := e.translateRow(ctx, m, from, rowPost, true)
 					if err != nil {
 						return nil, nil, false, err
 					}
@@ -586,58 +412,6 @@ func (e *Engine) reconcileInit(ctx context.Context, ms *mapState, from mapping.S
 		source = append(source, connector.Write{Table: m.Table(from), Key: skey, Op: connector.UpdateOnly, Values: back})
 	}
 	return target, source, conflict, nil
-}
-
-// resolveDeferred fills in self-referencing lookups left NULL by a pass.
-func (e *Engine) resolveDeferred(ctx context.Context, ms *mapState, from mapping.Side) error {
-	keys, err := e.store.Deferred(ctx, ms.name, passName(from))
-	if err != nil {
-		return err
-	}
-	m := ms.m
-	to := from.Other()
-	for _, k := range keys {
-		kv, err := decodeKey(k)
-		if err != nil {
-			return err
-		}
-		eq := change.Row{}
-		for i, c := range m.KeyColumns(from) {
-			if i < len(kv) {
-				eq[c] = kv[i]
-			}
-		}
-		row, err := e.readRow(ctx, from, m.Table(from), eq)
-		if err != nil {
-			return err
-		}
-		if row != nil {
-			vals, err := e.translate(ctx, ms, from, row, false)
-			if err != nil {
-				e.initError(ctx, ms, from, k, err)
-			} else if tkey, err := keyRow(m, to, vals); err != nil {
-				e.initError(ctx, ms, from, k, err)
-			} else {
-				fix := change.Row{}
-				for _, pr := range m.Pairs(from) {
-					if pr.Lookup {
-						fix[pr.Target] = vals[pr.Target]
-					}
-				}
-				res, err := e.sides[to].conn.Apply(ctx, connector.Batch{Stream: ms.name + ":init", Writes: []connector.Write{{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: fix}}, Isolate: true})
-				if err != nil {
-					return err
-				}
-				for _, f := range res.Failed {
-					e.initError(ctx, ms, from, k, problem.Wrap(problem.RowWriteFailed, f.Err, "the %s side rejected the write", e.sideName(to)))
-				}
-			}
-		}
-		if err := e.store.DeleteDeferred(ctx, ms.name, passName(from), k); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (e *Engine) initError(ctx context.Context, ms *mapState, from mapping.Side, key string, err error) {

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/problem"
 )
 
@@ -75,43 +74,5 @@ func TestDependencyOrderKeepsUserOrderWhereAllowed(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"companies", "currencies", "groups"}; !slices.Equal(got, want) {
 		t.Errorf("transitiveDeps = %v, want %v", got, want)
-	}
-}
-
-func TestConflictRuleIsAMaximum(t *testing.T) {
-	t.Parallel()
-	L, R := mapping.Left, mapping.Right
-	tests := []struct {
-		name string
-		rule conflictRule
-		prev *stamp
-		wins bool
-	}{
-		{"nothing recorded", conflictRule{at: 5, from: L, master: R}, nil, true},
-		{"later wins", conflictRule{at: 6, from: L, master: R}, &stamp{At: 5, Side: int(R)}, true},
-		{"earlier loses", conflictRule{at: 4, from: L, master: L}, &stamp{At: 5, Side: int(R)}, false},
-		{"tie, master wins", conflictRule{at: 5, from: R, master: R}, &stamp{At: 5, Side: int(L)}, true},
-		{"tie, non-master loses", conflictRule{at: 5, from: L, master: R}, &stamp{At: 5, Side: int(R)}, false},
-		{"same stamp again (redelivery) wins", conflictRule{at: 5, from: L, master: R}, &stamp{At: 5, Side: int(L)}, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if got := tc.rule.wins(tc.prev); got != tc.wins {
-				t.Fatalf("wins = %v, want %v", got, tc.wins)
-			}
-		})
-	}
-	// Order independence: for two writes a and b, exactly one wins against
-	// the other, whichever is seen first.
-	for _, a := range []conflictRule{{at: 1, from: L, master: R}, {at: 2, from: L, master: R}, {at: 2, from: L, master: L}} {
-		for _, bt := range []int64{1, 2, 3} {
-			b := conflictRule{at: bt, from: R, master: a.master}
-			aBeatsB := a.wins(&stamp{At: b.at, Side: int(b.from)})
-			bBeatsA := b.wins(&stamp{At: a.at, Side: int(a.from)})
-			if aBeatsB == bBeatsA {
-				t.Fatalf("a=%+v b=%+v: aBeatsB=%v bBeatsA=%v; exactly one must win", a, b, aBeatsB, bBeatsA)
-			}
-		}
 	}
 }

@@ -57,7 +57,7 @@ func (e *Engine) Verify(ctx context.Context, name string) (VerifyResult, error) 
 					continue
 				}
 				kv, _ := m.KeyOf(from, row)
-				vals, err := e.translate(ctx, ms, from, row, false)
+				vals, err := e.translateRow(ctx, m, from, row, false)
 				if err != nil {
 					res.Different = append(res.Different, fmt.Sprintf("%s key %s: %v", e.sideName(from), keyJSON(kv), err))
 					continue

@@ -3,6 +3,7 @@ package mapping
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -336,13 +337,22 @@ func (c *compiler) lookups() {
 			d = c.out.dir
 		}
 		l.Direction = d
-		p := &pair{index: base + j, lookup: j, cols: [2]string{l.Left, l.Right}, what: "lookup " + pairNames(l.Left, l.Right)}
+		cols := [2][]string{l.Left, l.Right}
+		p := &pair{index: base + j, lookup: j, cols: [2]string{first(l.Left), first(l.Right)}, what: "lookup " + pairNames(l.Left.String(), l.Right.String())}
 		for _, s := range []Side{Left, Right} {
-			p.flows[s] = allows(d, s) && allows(c.out.dir, s) && l.Left != "" && l.Right != ""
+			p.flows[s] = allows(d, s) && allows(c.out.dir, s) && len(l.Left) > 0 && len(l.Right) > 0
 		}
 		var ok [2]bool
-		p.kinds[Left], ok[Left] = c.column(Left, l.Left, lp+".left", l.Pos)
-		p.kinds[Right], ok[Right] = c.column(Right, l.Right, lp+".right", l.Pos)
+		for _, s := range []Side{Left, Right} {
+			ok[s] = true
+			for i, col := range cols[s] {
+				k, found := c.column(s, col, lp+"."+s.String(), l.Pos)
+				ok[s] = ok[s] && found
+				if i == 0 {
+					p.kinds[s] = k
+				}
+			}
+		}
 
 		var rel *config.Map
 		for i := range c.cfg.Maps {
@@ -356,20 +366,23 @@ func (c *compiler) lookups() {
 		}
 		if rel == nil {
 			c.add(problem.LookupUncovered, lp+".map", l.Pos, "lookup on %s names map %q, which does not exist, so nothing covers the referenced table; add that map or fix the name",
-				pairNames(l.Left, l.Right), l.Map)
+				pairNames(l.Left.String(), l.Right.String()), l.Map)
 			c.out.lookups[j] = l
 			c.out.pairs = append(c.out.pairs, p)
 			continue
 		}
-		refs := [2]*string{&l.LeftRef, &l.RightRef}
+		self := rel.Name == c.m.Name
+		refs := [2]*config.Columns{&l.LeftRef, &l.RightRef}
 		var relTables [2]connector.Table
+		// scope[s] is this map's company column on side s when the lookup
+		// resolves within the row's company there, else "".
+		var scope [2]string
 		for _, s := range []Side{Left, Right} {
 			relName := rel.Left
 			if s == Right {
 				relName = rel.Right
 			}
 			refField := lp + "." + s.String() + "_ref"
-			self := rel.Name == c.m.Name
 			t, known := c.tables(s, relName)
 			if !known {
 				// A self-reference's table is the map's own, reported once
@@ -381,86 +394,142 @@ func (c *compiler) lookups() {
 				continue
 			}
 			relTables[s] = t
-			defaulted := *refs[s] == ""
+			own, relCompany := c.m.CompanyColumn(s.String()), rel.CompanyColumn(s.String())
+			if own != "" && relCompany != "" && !slices.Contains(cols[s], own) {
+				scope[s] = own
+			}
+			defaulted := len(*refs[s]) == 0
 			if defaulted {
-				ref, ok := defaultRef(rel, s, t)
+				ref, ok := defaultRefs(rel, s, t, len(cols[s]), scope[s] != "")
 				if !ok {
 					if self && len(rel.Key) == 0 {
 						continue // the missing key is reported once
 					}
-					c.add(problem.ConfigInvalid, refField, l.Pos, "lookup through map %s: cannot tell which column of %s the lookup references (the map's key and the table's primary key have several columns); set %s_ref",
-						rel.Name, c.qualified(s, t.Name), s)
+					c.add(problem.ConfigInvalid, refField, l.Pos, "lookup through map %s: cannot tell which columns of %s the lookup references (the map's key and the table's primary key do not match its %d column(s)); set %s_ref",
+						rel.Name, c.qualified(s, t.Name), len(cols[s]), s)
 					continue
 				}
 				*refs[s] = ref
 			}
-			refCol, exists := t.Column(*refs[s])
-			if !exists {
-				if self && defaulted {
-					continue // a key column of this map, reported by key()
+			for i, ref := range *refs[s] {
+				refCol, exists := t.Column(ref)
+				if !exists {
+					if self && defaulted {
+						continue // a key column of this map, reported by key()
+					}
+					c.add(problem.UnknownColumn, refField, l.Pos, "lookup through map %s: column %s does not exist; %s",
+						rel.Name, c.qualified(s, t.Name, ref), suggestColumn(t, ref))
+					continue
 				}
-				c.add(problem.UnknownColumn, refField, l.Pos, "lookup through map %s: column %s does not exist; %s",
-					rel.Name, c.qualified(s, t.Name, *refs[s]), suggestColumn(t, *refs[s]))
-				continue
+				if i >= len(cols[s]) {
+					continue // count mismatch, reported by config validation
+				}
+				col := cols[s][i]
+				cd, found := c.out.tables[s].Column(col)
+				if ok[s] && found && !compatible(cd.Kind, refCol.Kind) {
+					c.add(problem.TypeMismatch, lp+"."+s.String(), l.Pos, "lookup column %s (%s) cannot hold values of the referenced column %s (%s); reference a column of a compatible type with %s_ref",
+						c.qualified(s, c.out.tables[s].Name, col), c.typeOf(c.out.tables[s], col, cd.Kind),
+						c.qualified(s, t.Name, refCol.Name), c.typeOf(t, refCol.Name, refCol.Kind), s)
+				}
 			}
-			col := p.cols[s]
-			if ok[s] && !compatible(p.kinds[s], refCol.Kind) {
-				c.add(problem.TypeMismatch, lp+"."+s.String(), l.Pos, "lookup column %s (%s) cannot hold values of the referenced column %s (%s); reference a column of a compatible type with %s_ref",
-					c.qualified(s, c.out.tables[s].Name, col), c.typeOf(c.out.tables[s], col, p.kinds[s]),
-					c.qualified(s, t.Name, refCol.Name), c.typeOf(t, refCol.Name, refCol.Kind), s)
-			}
+			c.ambiguous(lp, l, rel, s, t, scope[s], *refs[s])
 		}
 		c.out.lookups[j] = l
+		var match [2][]string // the related map's columns matched on each side
+		var from2 [2][]string // this map's columns whose values are matched
+		for _, s := range []Side{Left, Right} {
+			from2[s], match[s] = append([]string(nil), cols[s]...), append([]string(nil), (*refs[s])...)
+			if scope[s] != "" {
+				from2[s] = append([]string{scope[s]}, from2[s]...)
+				match[s] = append([]string{rel.CompanyColumn(s.String())}, match[s]...)
+			}
+		}
 		for _, from := range []Side{Left, Right} {
 			to := from.Other()
-			c.out.specs[from][j] = LookupSpec{
-				Map:            l.Map,
-				SourceColumn:   p.cols[from],
-				TargetColumn:   p.cols[to],
-				SourceTable:    relTables[from].Name,
-				TargetTable:    relTables[to].Name,
-				SourceRef:      *refs[from],
-				TargetRef:      *refs[to],
-				SourceRefIsKey: isSingleKey(rel, from, *refs[from]),
-				TargetRefIsKey: isSingleKey(rel, to, *refs[to]),
-				SelfReference:  l.Map == c.m.Name,
+			spec := LookupSpec{
+				Map:           l.Map,
+				SourceColumns: from2[from],
+				SourceRefs:    match[from],
+				SourceTable:   relTables[from].Name,
+				TargetTable:   relTables[to].Name,
+				SelfReference: self,
+				Scoped:        scope[from] != "" || scope[to] != "",
 			}
+			if scope[from] != "" {
+				spec.Scope = 1
+			}
+			// The target columns the lookup writes: a composite reference's
+			// company column is written by the key's company mapping.
+			company := c.m.CompanyColumn(to.String())
+			for i, col := range cols[to] {
+				if len(cols[to]) > 1 && col == company {
+					continue
+				}
+				if i < len(*refs[to]) {
+					spec.TargetColumns = append(spec.TargetColumns, col)
+					spec.TargetRefs = append(spec.TargetRefs, (*refs[to])[i])
+				}
+			}
+			c.out.specs[from][j] = spec
 		}
 		c.out.pairs = append(c.out.pairs, p)
 	}
 }
 
-func keyColumn(k config.KeyColumn, s Side) string {
-	if s == Left {
-		return k.Left
+// ambiguous reports a lookup on side s into a company-keyed map that can
+// match rows of several companies: it neither resolves within the row's
+// company nor references columns unique across companies.
+func (c *compiler) ambiguous(lp string, l config.Lookup, rel *config.Map, s Side, t connector.Table, scope string, refs []string) {
+	relCompany := rel.CompanyColumn(s.String())
+	if relCompany == "" || scope != "" || slices.Contains(refs, relCompany) || len(refs) == 0 || t.HasUnique(refs) {
+		return
 	}
-	return k.Right
+	c.add(problem.LookupCrossCompany, lp, l.Pos, "lookup %s through map %s can match rows of several companies: %s is unique only within a company (%s), and map %s has no company key column on the %s side to resolve within; reference a column unique across companies with %s_ref, name the company column in the lookup (%s: [%s, %s]), or mark this map's company column in its key",
+		pairNames(l.Left.String(), l.Right.String()), rel.Name, c.qualified(s, t.Name, strings.Join(refs, ", ")), relCompany, c.m.Name, c.out.sideNames[s], s, s, relCompany, strings.Join(refs, ", "))
 }
 
-// defaultRef is the referenced column when a lookup does not name one: the
-// related map's key column when its key has one column, else the table's
-// single-column primary key, else the key's only non-company column.
-func defaultRef(rel *config.Map, s Side, t connector.Table) (string, bool) {
-	if len(rel.Key) == 1 && keyColumn(rel.Key[0], s) != "" {
-		return keyColumn(rel.Key[0], s), true
+func first(cols []string) string {
+	if len(cols) == 0 {
+		return ""
 	}
-	if len(t.PrimaryKey) == 1 {
-		return t.PrimaryKey[0], true
+	return cols[0]
+}
+
+// defaultRefs are the referenced columns when a lookup does not name them:
+// the related map's key columns when they are as many as the lookup's
+// (its company column left out when the lookup is company-scoped), else
+// the table's primary key when it has as many columns.
+func defaultRefs(rel *config.Map, s Side, t connector.Table, n int, scoped bool) ([]string, bool) {
+	var key []string
+	for _, k := range rel.Key {
+		if scoped && k.Company {
+			continue
+		}
+		key = append(key, keyColumns(k, s)...)
+	}
+	if len(key) == n && n > 0 {
+		return key, true
+	}
+	if len(t.PrimaryKey) == n {
+		return slices.Clone(t.PrimaryKey), true
 	}
 	var plain []string
 	for _, k := range rel.Key {
 		if !k.Company {
-			plain = append(plain, keyColumn(k, s))
+			plain = append(plain, keyColumns(k, s)...)
 		}
 	}
-	if len(plain) == 1 && plain[0] != "" {
-		return plain[0], true
+	if len(plain) == n && n > 0 {
+		return plain, true
 	}
-	return "", false
+	return nil, false
 }
 
-func isSingleKey(rel *config.Map, s Side, ref string) bool {
-	return ref != "" && len(rel.Key) == 1 && keyColumn(rel.Key[0], s) == ref
+func keyColumns(k config.KeyColumn, s Side) []string {
+	if s == Left {
+		return k.Left
+	}
+	return k.Right
 }
 
 func (c *compiler) key() {
@@ -473,17 +542,22 @@ func (c *compiler) key() {
 	for i, k := range c.m.Key {
 		p := fmt.Sprintf("%s[%d]", kp, i)
 		for _, s := range []Side{Left, Right} {
-			col := keyColumn(k, s)
-			c.out.keys[s] = append(c.out.keys[s], col)
-			if k.Company && c.out.company[s] == "" {
-				c.out.company[s] = col
-			}
-			if col == "" {
+			cols := keyColumns(k, s)
+			if len(cols) == 0 {
 				complete[s] = false
-				continue
 			}
-			if _, ok := c.column(s, col, p+"."+s.String(), k.Pos); !ok {
-				complete[s] = false
+			for _, col := range cols {
+				c.out.keys[s] = append(c.out.keys[s], col)
+				if k.Company && c.out.company[s] == "" && len(cols) == 1 {
+					c.out.company[s] = col
+				}
+				if col == "" {
+					complete[s] = false
+					continue
+				}
+				if _, ok := c.column(s, col, p+"."+s.String(), k.Pos); !ok {
+					complete[s] = false
+				}
 			}
 		}
 	}
@@ -513,10 +587,10 @@ func (c *compiler) implicitKeys() {
 	}
 	base := len(c.m.Columns) + len(c.m.Lookups)
 	for i, k := range c.m.Key {
-		if k.Left == "" || k.Right == "" {
-			continue
+		if k.Left.One() == "" || k.Right.One() == "" {
+			continue // a composite entry is written by its lookup
 		}
-		p := &pair{index: base + i, lookup: -1, cols: [2]string{k.Left, k.Right}, what: "key " + describePair(k.Left, k.Right)}
+		p := &pair{index: base + i, lookup: -1, cols: [2]string{k.Left[0], k.Right[0]}, what: "key " + describePair(k.Left[0], k.Right[0])}
 		any := false
 		for _, from := range []Side{Left, Right} {
 			to := from.Other()
@@ -534,7 +608,7 @@ func (c *compiler) implicitKeys() {
 			}
 		}
 		if !compatible(p.kinds[Left], p.kinds[Right]) {
-			c.kindIssue(fmt.Sprintf("%s.key[%d]", c.path, i), k.Pos, Left, k.Left, Right, k.Right, p.kinds)
+			c.kindIssue(fmt.Sprintf("%s.key[%d]", c.path, i), k.Pos, Left, k.Left[0], Right, k.Right[0], p.kinds)
 		}
 		c.out.pairs = append(c.out.pairs, p)
 	}
@@ -573,6 +647,11 @@ func (c *compiler) mandatory() {
 		for _, p := range c.out.pairs {
 			if p.flows[from] {
 				written[p.cols[s]] = true
+				if p.lookup >= 0 {
+					for _, t := range c.out.specs[from][p.lookup].TargetColumns {
+						written[t] = true
+					}
+				}
 			}
 		}
 		t := c.out.tables[s]
@@ -604,6 +683,9 @@ func (c *compiler) sourceColumns() {
 				continue
 			}
 			add(p.cols[from])
+			if p.lookup >= 0 {
+				add(c.out.specs[from][p.lookup].SourceColumns...)
+			}
 			if p.progs[from] != nil {
 				add(p.progs[from].vars...)
 			}

@@ -41,26 +41,26 @@ func TestCompileDemo(t *testing.T) {
 	}
 
 	wantLeft := []Pair{
-		{0, "accountnum", "accountnumber", false},
-		{1, "name", "name", false},
-		{2, "custtype", "customertypecode", false},
-		{3, "", "description", false},
-		{4, "creditlimit", "creditlimit", false},
-		{5, "dataareaid", "msdyn_company", true},
-		{6, "currency", "transactioncurrencyid", true},
-		{7, "invoiceaccount", "msdyn_invoiceaccount", true},
+		{0, "accountnum", "accountnumber", false, []string{"accountnumber"}},
+		{1, "name", "name", false, []string{"name"}},
+		{2, "custtype", "customertypecode", false, []string{"customertypecode"}},
+		{3, "", "description", false, []string{"description"}},
+		{4, "creditlimit", "creditlimit", false, []string{"creditlimit"}},
+		{5, "dataareaid", "msdyn_company", true, []string{"msdyn_company"}},
+		{6, "currency", "transactioncurrencyid", true, []string{"transactioncurrencyid"}},
+		{7, "invoiceaccount", "msdyn_invoiceaccount", true, []string{"msdyn_invoiceaccount"}},
 	}
 	if got := m.Pairs(Left); !reflect.DeepEqual(got, wantLeft) {
 		t.Errorf("Pairs(Left) =\n%v\nwant\n%v", got, wantLeft)
 	}
 	wantRight := []Pair{
-		{0, "accountnumber", "accountnum", false},
-		{1, "name", "name", false},
-		{2, "customertypecode", "custtype", false},
-		{4, "creditlimit", "creditlimit", false},
-		{5, "msdyn_company", "dataareaid", true},
-		{6, "transactioncurrencyid", "currency", true},
-		{7, "msdyn_invoiceaccount", "invoiceaccount", true},
+		{0, "accountnumber", "accountnum", false, []string{"accountnum"}},
+		{1, "name", "name", false, []string{"name"}},
+		{2, "customertypecode", "custtype", false, []string{"custtype"}},
+		{4, "creditlimit", "creditlimit", false, []string{"creditlimit"}},
+		{5, "msdyn_company", "dataareaid", true, []string{"dataareaid"}},
+		{6, "transactioncurrencyid", "currency", true, []string{"currency"}},
+		{7, "msdyn_invoiceaccount", "invoiceaccount", true, []string{"invoiceaccount"}},
 	}
 	if got := m.Pairs(Right); !reflect.DeepEqual(got, wantRight) {
 		t.Errorf("Pairs(Right) =\n%v\nwant\n%v", got, wantRight)
@@ -73,12 +73,12 @@ func TestCompileDemo(t *testing.T) {
 	}
 
 	ls := m.Lookups()
-	if len(ls) != 3 || ls[0].LeftRef != "dataareaid" || ls[0].RightRef != "cdm_companyid" ||
-		ls[1].LeftRef != "currencycode" || ls[1].RightRef != "isocurrencycode" ||
-		ls[2].LeftRef != "accountnum" || ls[2].RightRef != "accountid" || ls[0].Direction != config.Both {
+	if len(ls) != 3 || ls[0].LeftRef.One() != "dataareaid" || ls[0].RightRef.One() != "cdm_companyid" ||
+		ls[1].LeftRef.One() != "currencycode" || ls[1].RightRef.One() != "isocurrencycode" ||
+		ls[2].LeftRef.One() != "accountnum" || ls[2].RightRef.One() != "accountid" || ls[0].Direction != config.Both {
 		t.Errorf("resolved lookups = %+v", ls)
 	}
-	if cfg.Maps[2].Lookups[1].LeftRef != "" {
+	if len(cfg.Maps[2].Lookups[1].LeftRef) != 0 {
 		t.Error("Compile changed the configuration")
 	}
 	specs := []struct {
@@ -86,17 +86,20 @@ func TestCompileDemo(t *testing.T) {
 		i    int
 		want LookupSpec
 	}{
-		{Left, 0, LookupSpec{Map: "companies", SourceColumn: "dataareaid", TargetColumn: "msdyn_company", SourceTable: "companies", TargetTable: "cdm_company",
-			SourceRef: "dataareaid", TargetRef: "cdm_companyid", SourceRefIsKey: true}},
-		{Right, 0, LookupSpec{Map: "companies", SourceColumn: "msdyn_company", TargetColumn: "dataareaid", SourceTable: "cdm_company", TargetTable: "companies",
-			SourceRef: "cdm_companyid", TargetRef: "dataareaid", TargetRefIsKey: true}},
-		{Left, 1, LookupSpec{Map: "currencies", SourceColumn: "currency", TargetColumn: "transactioncurrencyid", SourceTable: "currencies", TargetTable: "transactioncurrency",
-			SourceRef: "currencycode", TargetRef: "isocurrencycode", SourceRefIsKey: true, TargetRefIsKey: true}},
-		{Right, 2, LookupSpec{Map: "customers", SourceColumn: "msdyn_invoiceaccount", TargetColumn: "invoiceaccount", SourceTable: "account", TargetTable: "custtable",
-			SourceRef: "accountid", TargetRef: "accountnum", SelfReference: true}},
+		{Left, 0, LookupSpec{Map: "companies", SourceColumns: []string{"dataareaid"}, SourceRefs: []string{"dataareaid"}, TargetColumns: []string{"msdyn_company"},
+			TargetRefs: []string{"cdm_companyid"}, SourceTable: "companies", TargetTable: "cdm_company"}},
+		{Right, 0, LookupSpec{Map: "companies", SourceColumns: []string{"msdyn_company"}, SourceRefs: []string{"cdm_companyid"}, TargetColumns: []string{"dataareaid"},
+			TargetRefs: []string{"dataareaid"}, SourceTable: "cdm_company", TargetTable: "companies"}},
+		{Left, 1, LookupSpec{Map: "currencies", SourceColumns: []string{"currency"}, SourceRefs: []string{"currencycode"}, TargetColumns: []string{"transactioncurrencyid"},
+			TargetRefs: []string{"isocurrencycode"}, SourceTable: "currencies", TargetTable: "transactioncurrency"}},
+		// A self-reference within the row's company: the company column
+		// is matched first, and only the reference itself is written.
+		{Right, 2, LookupSpec{Map: "customers", SourceColumns: []string{"msdyn_company", "msdyn_invoiceaccount"}, SourceRefs: []string{"msdyn_company", "accountid"},
+			TargetColumns: []string{"invoiceaccount"}, TargetRefs: []string{"accountnum"}, SourceTable: "account", TargetTable: "custtable",
+			SelfReference: true, Scoped: true, Scope: 1}},
 	}
 	for _, s := range specs {
-		if got := m.Lookup(s.from, s.i); got != s.want {
+		if got := m.Lookup(s.from, s.i); !reflect.DeepEqual(got, s.want) {
 			t.Errorf("Lookup(%s, %d) =\n%+v\nwant\n%+v", s.from, s.i, got, s.want)
 		}
 	}
@@ -116,7 +119,7 @@ func TestCompileDirectionsAndImplicitKeys(t *testing.T) {
 	if got := m.Pairs(Right); len(got) != 0 {
 		t.Errorf("Pairs(Right) of a left_to_right map = %v", got)
 	}
-	want := []Pair{{0, "name", "cdm_name", false}, {1, "dataareaid", "cdm_companycode", false}}
+	want := []Pair{{0, "name", "cdm_name", false, []string{"cdm_name"}}, {1, "dataareaid", "cdm_companycode", false, []string{"cdm_companycode"}}}
 	if got := m.Pairs(Left); !reflect.DeepEqual(got, want) {
 		t.Errorf("Pairs(Left) = %v, want %v", got, want)
 	}
@@ -194,13 +197,19 @@ func TestCompileProblems(t *testing.T) {
 			problem.UnknownTable, "maps[2].left", 36, []string{"erp.custtable does not exist"}},
 		{"right table missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Right = "acount" },
 			problem.UnknownTable, "maps[2].right", 36, []string{"crm.acount"}},
-		{"key column missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Key[1].Left = "accountno" },
+		{"key column missing", func(c *config.Config, l, r map[string]connector.Table) {
+			c.Maps[2].Key[1].Left = config.Columns{"accountno"}
+		},
 			problem.UnknownColumn, "maps[2].key[1].left", 43, []string{"erp.custtable.accountno does not exist"}},
 		{"mapped column missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Columns[1].Right = "Name" },
 			problem.UnknownColumn, "maps[2].columns[1].right", 46, []string{"crm.account.Name", "did you mean name"}},
-		{"lookup column missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Lookups[1].Right = "currencyid" },
+		{"lookup column missing", func(c *config.Config, l, r map[string]connector.Table) {
+			c.Maps[2].Lookups[1].Right = config.Columns{"currencyid"}
+		},
 			problem.UnknownColumn, "maps[2].lookups[1].right", 52, []string{"crm.account.currencyid"}},
-		{"lookup ref missing", func(c *config.Config, l, r map[string]connector.Table) { c.Maps[2].Lookups[0].RightRef = "companyid" },
+		{"lookup ref missing", func(c *config.Config, l, r map[string]connector.Table) {
+			c.Maps[2].Lookups[0].RightRef = config.Columns{"companyid"}
+		},
 			problem.UnknownColumn, "maps[2].lookups[0].right_ref", 51, []string{"crm.cdm_company.companyid"}},
 		{"lookup related table missing", func(c *config.Config, l, r map[string]connector.Table) { delete(r, "transactioncurrency") },
 			problem.UnknownTable, "maps[2].lookups[1].map", 52, []string{"crm.transactioncurrency", "map currencies"}},
@@ -251,7 +260,7 @@ func TestCompileProblems(t *testing.T) {
 			l["currencies"].Columns[0] = col("currencycode", kBool, "nn")
 		}, problem.TypeMismatch, "maps[2].lookups[1].left", 52, []string{"erp.custtable.currency (time)", "erp.currencies.currencycode (bool)", "left_ref"}},
 		{"lookup target ref kind", func(c *config.Config, l, r map[string]connector.Table) {
-			c.Maps[2].Lookups[0].RightRef = "cdm_flag"
+			c.Maps[2].Lookups[0].RightRef = config.Columns{"cdm_flag"}
 			cc := r["cdm_company"]
 			cc.Columns = append(cc.Columns, col("cdm_flag", kBool))
 			r["cdm_company"] = cc

@@ -93,7 +93,7 @@ func demoConfig() *config.Config {
 		Maps: []config.Map{
 			{
 				Name: "companies", Left: "companies", Right: "cdm_company", Pos: config.Pos{Line: 12, Column: 5},
-				Key: []config.KeyColumn{{Left: "dataareaid", Right: "cdm_companycode", Pos: config.Pos{Line: 15, Column: 11}}},
+				Key: []config.KeyColumn{{Left: config.Columns{"dataareaid"}, Right: config.Columns{"cdm_companycode"}, Pos: config.Pos{Line: 15, Column: 11}}},
 				Columns: []config.ColumnMap{
 					{Left: "dataareaid", Right: "cdm_companycode"},
 					{Left: "name", Right: "cdm_name", Pos: config.Pos{Line: 18, Column: 9}},
@@ -101,7 +101,7 @@ func demoConfig() *config.Config {
 			},
 			{
 				Name: "currencies", Left: "currencies", Right: "transactioncurrency", Pos: config.Pos{Line: 19, Column: 5},
-				Key: []config.KeyColumn{{Left: "currencycode", Right: "isocurrencycode"}},
+				Key: []config.KeyColumn{{Left: config.Columns{"currencycode"}, Right: config.Columns{"isocurrencycode"}}},
 				Columns: []config.ColumnMap{
 					{Left: "currencycode", Right: "isocurrencycode"},
 					{Left: "name", Right: "currencyname"},
@@ -111,8 +111,8 @@ func demoConfig() *config.Config {
 			{
 				Name: "customers", Left: "custtable", Right: "account", Master: "right", Pos: config.Pos{Line: 36, Column: 5},
 				Key: []config.KeyColumn{
-					{Left: "dataareaid", Right: "msdyn_company", Company: true, Pos: config.Pos{Line: 42, Column: 9}},
-					{Left: "accountnum", Right: "accountnumber", Pos: config.Pos{Line: 43, Column: 9}},
+					{Left: config.Columns{"dataareaid"}, Right: config.Columns{"msdyn_company"}, Company: true, Pos: config.Pos{Line: 42, Column: 9}},
+					{Left: config.Columns{"accountnum"}, Right: config.Columns{"accountnumber"}, Pos: config.Pos{Line: 43, Column: 9}},
 				},
 				Columns: []config.ColumnMap{
 					{Left: "accountnum", Right: "accountnumber", Pos: config.Pos{Line: 45, Column: 9}},
@@ -123,9 +123,9 @@ func demoConfig() *config.Config {
 					{Left: "creditlimit", Right: "creditlimit", Default: int64(0), HasDefault: true, Pos: config.Pos{Line: 49, Column: 9}},
 				},
 				Lookups: []config.Lookup{
-					{Map: "companies", Left: "dataareaid", Right: "msdyn_company", RightRef: "cdm_companyid", Pos: config.Pos{Line: 51, Column: 9}},
-					{Map: "currencies", Left: "currency", Right: "transactioncurrencyid", Pos: config.Pos{Line: 52, Column: 9}},
-					{Map: "customers", Left: "invoiceaccount", Right: "msdyn_invoiceaccount", RightRef: "accountid", Pos: config.Pos{Line: 53, Column: 9}},
+					{Map: "companies", Left: config.Columns{"dataareaid"}, Right: config.Columns{"msdyn_company"}, RightRef: config.Columns{"cdm_companyid"}, Pos: config.Pos{Line: 51, Column: 9}},
+					{Map: "currencies", Left: config.Columns{"currency"}, Right: config.Columns{"transactioncurrencyid"}, Pos: config.Pos{Line: 52, Column: 9}},
+					{Map: "customers", Left: config.Columns{"invoiceaccount"}, Right: config.Columns{"msdyn_invoiceaccount"}, RightRef: config.Columns{"accountid"}, Pos: config.Pos{Line: 53, Column: 9}},
 				},
 				Filter: config.Filter{Left: "blocked != 1", Pos: config.Pos{Line: 55, Column: 7}},
 			},

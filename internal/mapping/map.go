@@ -62,34 +62,57 @@ type Translated struct {
 	Lookups []PendingLookup
 }
 
-// PendingLookup is a lookup column the caller resolves through the
-// related map.
+// PendingLookup is a lookup the caller resolves through the related
+// map's record pairing.
 type PendingLookup struct {
 	// Lookup is the index in Lookups().
 	Lookup int
-	// Target is the column to write on the target side.
-	Target string
-	// Value is the source column's value; nil means the target gets NULL.
-	Value any
+	// Values are the source row's values of the spec's SourceColumns, in
+	// order: they identify the referenced record on the source side.
+	Values []any
 }
 
-// LookupSpec describes one lookup for one direction.
+// Null reports whether the reference is empty: every value of the
+// lookup's own columns is NULL (a scope column alone does not count), so
+// the target columns get NULL.
+func (pl PendingLookup) Null(spec LookupSpec) bool {
+	for _, v := range pl.Values[spec.Scope:] {
+		if v != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// LookupSpec describes one lookup for one direction: the referencing row's
+// SourceColumns hold the values of the related map's SourceRefs on the
+// source side; the record they identify is paired (through the related
+// map's record identity) with a target-side record, whose TargetRefs
+// values are written into TargetColumns.
 type LookupSpec struct {
 	// Map is the related map.
 	Map string
-	// SourceColumn and TargetColumn are the referencing columns in this
-	// map's tables.
-	SourceColumn, TargetColumn string
-	// SourceTable and TargetTable are the related map's tables on the from
-	// side and the other side.
+	// SourceColumns are the referencing columns on the source side, the
+	// row's company column first when the lookup resolves within the
+	// row's company there.
+	SourceColumns []string
+	// SourceRefs are the related map's source-side columns they match,
+	// one for each.
+	SourceRefs []string
+	// TargetColumns are the columns written on the target side, and
+	// TargetRefs the related map's target-side columns whose values they
+	// get, one for each.
+	TargetColumns, TargetRefs []string
+	// SourceTable and TargetTable are the related map's tables on the
+	// source side and the other side.
 	SourceTable, TargetTable string
-	// SourceRef and TargetRef are the referenced columns in those tables.
-	SourceRef, TargetRef string
-	// SourceRefIsKey and TargetRefIsKey are true when the ref column is the
-	// related map's single-column integration key on that side.
-	SourceRefIsKey, TargetRefIsKey bool
 	// SelfReference is true when the lookup's map is this map.
 	SelfReference bool
+	// Scoped is true when the lookup resolves within the row's company.
+	Scoped bool
+	// Scope is 1 when SourceColumns starts with the row's company column
+	// (added to resolve within the company), else 0.
+	Scope int
 }
 
 // Pair is a column mapping or lookup flowing one way.
@@ -99,6 +122,9 @@ type Pair struct {
 	Index          int
 	Source, Target string
 	Lookup         bool
+	// Targets are every column the pair writes: Target alone, or a
+	// lookup's target columns.
+	Targets []string
 }
 
 // allows reports whether direction d lets data flow from side s.
@@ -154,15 +180,16 @@ func (m *Map) Translate(from Side, row change.Row) (Translated, error) {
 		if !p.flows[from] {
 			continue
 		}
-		if !readable(p, from, row) {
+		if !m.readable(p, from, row) {
 			continue
 		}
 		if p.lookup >= 0 {
-			var v any
-			if p.cols[from] != "" {
-				v = row[p.cols[from]]
+			spec := m.specs[from][p.lookup]
+			vals := make([]any, len(spec.SourceColumns))
+			for i, col := range spec.SourceColumns {
+				vals[i] = row[col]
 			}
-			out.Lookups = append(out.Lookups, PendingLookup{Lookup: p.lookup, Target: p.cols[to], Value: v})
+			out.Lookups = append(out.Lookups, PendingLookup{Lookup: p.lookup, Values: vals})
 			continue
 		}
 		var v any
@@ -208,7 +235,15 @@ func (m *Map) Translate(from Side, row change.Row) (Translated, error) {
 // side `from`. A column absent from the row (a partial row, or a value the
 // change log did not carry) is unknown, not NULL: the pair is left out
 // rather than writing a wrong value.
-func readable(p *pair, from Side, row change.Row) bool {
+func (m *Map) readable(p *pair, from Side, row change.Row) bool {
+	if p.lookup >= 0 {
+		for _, col := range m.specs[from][p.lookup].SourceColumns {
+			if _, ok := row[col]; !ok {
+				return false
+			}
+		}
+		return true
+	}
 	if prog := p.progs[from]; prog != nil {
 		for _, v := range prog.vars {
 			if _, ok := row[v]; !ok {
@@ -278,7 +313,11 @@ func (m *Map) Pairs(from Side) []Pair {
 	var out []Pair
 	for _, p := range m.pairs {
 		if p.flows[from] {
-			out = append(out, Pair{Index: p.index, Source: p.cols[from], Target: p.cols[to], Lookup: p.lookup >= 0})
+			pr := Pair{Index: p.index, Source: p.cols[from], Target: p.cols[to], Lookup: p.lookup >= 0, Targets: []string{p.cols[to]}}
+			if p.lookup >= 0 {
+				pr.Targets = m.specs[from][p.lookup].TargetColumns
+			}
+			out = append(out, pr)
 		}
 	}
 	return out

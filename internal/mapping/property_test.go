@@ -48,7 +48,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 		cfg := &config.Config{Maps: []config.Map{{
 			Name: "rt", Left: "l", Right: "r",
-			Key: []config.KeyColumn{{Left: "id", Right: "rid"}},
+			Key: []config.KeyColumn{{Left: config.Columns{"id"}, Right: config.Columns{"rid"}}},
 			Columns: []config.ColumnMap{
 				{Left: "status", Right: "state", ValueMapPairs: statusMap},
 				{Left: "kind", Right: "category", ValueMapPairs: kindMap},

@@ -28,7 +28,7 @@ func TestTranslateDemo(t *testing.T) {
 				"custtype": "Customer", "creditlimit": dec("1500.5000"), "invoiceaccount": nil, "blocked": int64(0)},
 			values: change.Row{"accountnumber": "C-1", "name": `Ann "Ö" O'Neil`, "customertypecode": int64(1),
 				"description": `Ann "Ö" O'Neil (C-1)`, "creditlimit": dec("1500.5000")},
-			lookups: []PendingLookup{{0, "msdyn_company", "USMF"}, {1, "transactioncurrencyid", "USD"}, {2, "msdyn_invoiceaccount", nil}},
+			lookups: []PendingLookup{{0, []any{"USMF"}}, {1, []any{"USD"}}, {2, []any{"USMF", nil}}},
 		},
 		{
 			name: "right to left with NULLs and a default",
@@ -37,7 +37,7 @@ func TestTranslateDemo(t *testing.T) {
 				"accountnumber": "C-2", "name": nil, "customertypecode": int64(2), "creditlimit": nil, "description": "ignored",
 				"transactioncurrencyid": nil, "msdyn_invoiceaccount": nil},
 			values:  change.Row{"accountnum": "C-2", "name": nil, "custtype": "Vendor", "creditlimit": dec("0")},
-			lookups: []PendingLookup{{0, "dataareaid", "11111111-1111-1111-1111-111111111111"}, {1, "currency", nil}, {2, "invoiceaccount", nil}},
+			lookups: []PendingLookup{{0, []any{"11111111-1111-1111-1111-111111111111"}}, {1, []any{nil}}, {2, []any{"11111111-1111-1111-1111-111111111111", nil}}},
 		},
 		{
 			name: "value map compares decimals numerically and NULL stays NULL",
@@ -45,7 +45,7 @@ func TestTranslateDemo(t *testing.T) {
 			row: change.Row{"msdyn_company": "c", "accountnumber": "C-3", "name": nil, "customertypecode": dec("1.000"), "creditlimit": float64(12.5),
 				"transactioncurrencyid": nil, "msdyn_invoiceaccount": nil},
 			values:  change.Row{"accountnum": "C-3", "name": nil, "custtype": "Customer", "creditlimit": dec("12.5")},
-			lookups: []PendingLookup{{0, "dataareaid", "c"}, {1, "currency", nil}, {2, "invoiceaccount", nil}},
+			lookups: []PendingLookup{{0, []any{"c"}}, {1, []any{nil}}, {2, []any{"c", nil}}},
 		},
 		{
 			name: "long unicode text passes through unchanged",
@@ -53,7 +53,7 @@ func TestTranslateDemo(t *testing.T) {
 			row: change.Row{"dataareaid": "X", "accountnum": "Ω-1", "name": strings.Repeat("日本語 \"q\" 'x' \\ \t\n", 2000), "custtype": nil, "creditlimit": int64(7),
 				"currency": nil, "invoiceaccount": nil},
 			values:  change.Row{"accountnumber": "Ω-1", "name": strings.Repeat("日本語 \"q\" 'x' \\ \t\n", 2000), "customertypecode": nil, "description": strings.Repeat("日本語 \"q\" 'x' \\ \t\n", 2000) + " (Ω-1)", "creditlimit": dec("7")},
-			lookups: []PendingLookup{{0, "msdyn_company", "X"}, {1, "transactioncurrencyid", nil}, {2, "msdyn_invoiceaccount", nil}},
+			lookups: []PendingLookup{{0, []any{"X"}}, {1, []any{nil}}, {2, []any{"X", nil}}},
 		},
 	}
 	for _, tc := range cases {
@@ -249,7 +249,7 @@ func TestTranslatePartialRow(t *testing.T) {
 	if !reflect.DeepEqual(got.Values, want) {
 		t.Errorf("values = %#v, want %#v", got.Values, want)
 	}
-	if !reflect.DeepEqual(got.Lookups, []PendingLookup{{0, "msdyn_company", "USMF"}}) {
+	if !reflect.DeepEqual(got.Lookups, []PendingLookup{{0, []any{"USMF"}}}) {
 		t.Errorf("lookups = %#v", got.Lookups)
 	}
 	// With name present the expression runs.

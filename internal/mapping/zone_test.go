@@ -19,7 +19,7 @@ func TestLocalDatetimeRecipe(t *testing.T) {
 		Link: config.Link{Name: "l", Left: config.Side{Name: "erp", Driver: "postgres"}, Right: config.Side{Name: "crm", Driver: "mysql"}},
 		Maps: []config.Map{{
 			Name: "items", Left: "items", Right: "item",
-			Key: []config.KeyColumn{{Left: "code", Right: "itemcode"}},
+			Key: []config.KeyColumn{{Left: config.Columns{"code"}, Right: config.Columns{"itemcode"}}},
 			Columns: []config.ColumnMap{
 				{Left: "code", Right: "itemcode"},
 				{Left: "seen_at", Right: "lastseen",

@@ -24,6 +24,10 @@
 //     report OldComplete with the full old row on update and delete.
 //   - Capture from a zero position does not report changes committed
 //     before Capture returned.
+//   - Write.Return and Ref values work in every Apply path (single
+//     writes, bulk runs, isolated or not): a row whose surrogate the
+//     database generates (Harness.UUIDDefault) is referenced by later
+//     writes of the same batch, and Result.Returned reports the rows.
 package connectortest
 
 import (
@@ -60,6 +64,10 @@ type Harness interface {
 	Placeholder(i int) string
 	// Quote quotes an identifier.
 	Quote(name string) string
+	// UUIDDefault returns the DEFAULT expression of a Type(KindUUID)
+	// column whose value the database generates on insert, the way a
+	// target generates a surrogate: gen_random_uuid() on PostgreSQL.
+	UUIDDefault() string
 }
 
 // Run runs every conformance test, each as a sub-test on a fresh database.
@@ -81,6 +89,13 @@ func Run(t *testing.T, h Harness) {
 		{"ApplyConditional", testApplyConditional},
 		{"ApplyBulk", testApplyBulk},
 		{"ApplyBulkInsert", testApplyBulkInsert},
+		{"ApplyRefGenerated", testApplyRefGenerated},
+		{"ApplyRefInKey", testApplyRefInKey},
+		{"ApplyRefCycles", testApplyRefCycles},
+		{"ApplyRefIsolateFailure", testApplyRefIsolateFailure},
+		{"ApplyRefReturned", testApplyRefReturned},
+		{"ApplyRefMalformed", testApplyRefMalformed},
+		{"ApplyRefFullBatch", testApplyRefFullBatch},
 		{"ReadKeys", testReadKeys},
 		{"Values", testValues},
 		{"CaptureOrder", testCaptureOrder},

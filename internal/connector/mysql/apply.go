@@ -65,6 +65,12 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	if len(b.Writes) > connector.MaxBatchRows {
 		return connector.Result{}, fmt.Errorf("apply batch for stream %s: %d writes exceed the limit of %d per transaction", b.Stream, len(b.Writes), connector.MaxBatchRows)
 	}
+	// Invariant: a malformed reference fails the batch before anything
+	// is written.
+	rs, err := connector.NewResolver(b.Writes)
+	if err != nil {
+		return connector.Result{}, fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
+	}
 	if err := c.ensureProgress(ctx); err != nil {
 		return connector.Result{}, err
 	}
@@ -72,7 +78,7 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	if err != nil {
 		return connector.Result{}, fmt.Errorf("apply batch for stream %s: begin: %w", b.Stream, err)
 	}
-	res, err := c.applyTx(ctx, tx, b)
+	res, err := c.applyTx(ctx, tx, b, rs)
 	if err != nil || len(res.Failed) > 0 {
 		// A table may have been altered: describe it again next time.
 		for _, w := range b.Writes {
@@ -97,7 +103,7 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	return res, nil
 }
 
-func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) (connector.Result, error) {
+func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch, rs *connector.Resolver) (connector.Result, error) {
 	var res connector.Result
 	if !b.Position.IsZero() {
 		var cur change.Position
@@ -136,10 +142,36 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 	if equal == nil {
 		equal = func(have, want any) bool { return reflect.DeepEqual(have, want) }
 	}
+	var read connector.ReadBack
+	if rs != nil {
+		read = c.readBack(tx, tables)
+	}
+	// done records the outcome of write i for the resolver.
+	done := func(i int, unmatched bool) {
+		if unmatched {
+			// Nothing was written, so the write did not fail.
+			res.Unmatched = append(res.Unmatched, b.Writes[i].Ref)
+			rs.Unmatched(i)
+			return
+		}
+		rs.Wrote(i, i+1)
+	}
 	if b.Isolate {
 		// one writes b.Writes[i] under its own savepoint.
 		one := func(i int) error {
 			w := b.Writes[i]
+			if rs != nil {
+				ws, err := rs.Prepare(ctx, i, i+1, read)
+				if err != nil {
+					if !errors.Is(err, connector.ErrRefUnresolved) {
+						return fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
+					}
+					rs.Failed(i)
+					res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: err})
+					return nil
+				}
+				w = ws[0]
+			}
 			sp := fmt.Sprintf("dw_w%d", i)
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT "+sp); err != nil {
 				return fmt.Errorf("apply batch for stream %s: savepoint: %w", b.Stream, err)
@@ -149,6 +181,7 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
 					return fmt.Errorf("apply batch for stream %s: rollback to savepoint: %w", b.Stream, rerr)
 				}
+				rs.Failed(i)
 				res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref,
 					Err: problem.Wrap(problem.RowWriteFailed, err, "the database rejected the write to %s; fix the row or the map and retry", w.Table)})
 				return nil
@@ -156,23 +189,35 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
 				return fmt.Errorf("apply batch for stream %s: release savepoint: %w", b.Stream, err)
 			}
-			if unmatched {
-				// Nothing was written, so the write did not fail.
-				res.Unmatched = append(res.Unmatched, w.Ref)
-			}
+			done(i, unmatched)
 			return nil
 		}
 		// A run of same-shaped plain upserts or inserts (what the initial
 		// sync writes) is tried as multi-row statements under one
-		// savepoint, and split around its bad rows when that fails.
+		// savepoint, and split around its bad rows when that fails. Its
+		// Ref values are resolved before it, its Return columns read
+		// after it with one keyed query when needed.
 		bulk := func(lo, hi int) (bool, error) {
-			ok, err := c.bulkIsolated(ctx, tx, tables[b.Writes[lo].Table], b.Writes[lo:hi])
+			ws := b.Writes[lo:hi]
+			if rs != nil {
+				var err error
+				if ws, err = rs.Prepare(ctx, lo, hi, read); err != nil {
+					if errors.Is(err, connector.ErrRefUnresolved) {
+						return false, nil // the run in parts finds the write
+					}
+					return false, fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
+				}
+			}
+			ok, err := c.bulkIsolated(ctx, tx, tables[b.Writes[lo].Table], ws)
 			if err != nil {
 				return false, fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
 			}
+			if ok {
+				rs.Wrote(lo, hi)
+			}
 			return ok, nil
 		}
-		runEnd := func(i int) int { return upsertRun(b.Writes, tables, i, connector.MinBulkRun) }
+		runEnd := func(i int) int { return rs.RunEnd(i, upsertRun(b.Writes, tables, i, connector.MinBulkRun)) }
 		if err := connector.WriteRuns(len(b.Writes), runEnd, bulk, one, true); err != nil {
 			return res, err
 		}
@@ -180,26 +225,40 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch) 
 		// Consecutive upserts of the same table and columns go in one
 		// multi-row statement.
 		for i := 0; i < len(b.Writes); {
-			j := i + 1
 			w := b.Writes[i]
+			j := i + 1
+			if !conditional(w) {
+				j = rs.RunEnd(i, max(j, upsertRun(b.Writes, tables, i, 2)))
+			}
+			ws := b.Writes[i:j]
+			if rs != nil {
+				var err error
+				if ws, err = rs.Prepare(ctx, i, j, read); err != nil {
+					return res, fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
+				}
+			}
 			if conditional(w) {
-				unmatched, err := c.applyWrite(ctx, tx, tables[w.Table], w, equal)
+				unmatched, err := c.applyWrite(ctx, tx, tables[w.Table], ws[0], equal)
 				if err != nil {
 					return res, fmt.Errorf("apply batch for stream %s: write ref %d to %s: %w", b.Stream, w.Ref, w.Table, err)
 				}
-				if unmatched {
-					res.Unmatched = append(res.Unmatched, w.Ref)
-				}
+				done(i, unmatched)
 				i = j
 				continue
 			}
-			j = max(j, upsertRun(b.Writes, tables, i, 2))
-			for k := i; k < j; k += rowsPerInsert(w) {
-				if err := c.execWrites(ctx, tx, tables[w.Table], b.Writes[k:min(j, k+rowsPerInsert(w))]); err != nil {
+			for k := 0; k < len(ws); k += rowsPerInsert(w) {
+				if err := c.execWrites(ctx, tx, tables[w.Table], ws[k:min(len(ws), k+rowsPerInsert(w))]); err != nil {
 					return res, fmt.Errorf("apply batch for stream %s: write ref %d to %s: %w", b.Stream, w.Ref, w.Table, err)
 				}
 			}
+			rs.Wrote(i, j)
 			i = j
+		}
+	}
+	if rs != nil {
+		var err error
+		if res.Returned, err = rs.Finish(ctx, read); err != nil {
+			return res, fmt.Errorf("apply batch for stream %s: %w", b.Stream, err)
 		}
 	}
 	if !b.Position.IsZero() {

@@ -46,6 +46,8 @@ func (harness) Placeholder(int) string { return "?" }
 
 func (harness) Quote(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
 
+func (harness) UUIDDefault() string { return "(uuid())" }
+
 func TestConformance(t *testing.T) {
 	connectortest.Run(t, harness{})
 }

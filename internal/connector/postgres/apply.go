@@ -132,9 +132,15 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	if len(b.Writes) > connector.MaxBatchRows {
 		return connector.Result{}, fmt.Errorf("apply %s: %d writes exceed the batch limit of %d; split the batch", b.Stream, len(b.Writes), connector.MaxBatchRows)
 	}
+	// Invariant: a malformed reference fails the batch before anything
+	// is written.
+	rs, err := connector.NewResolver(b.Writes)
+	if err != nil {
+		return connector.Result{}, fmt.Errorf("apply %s: %w", b.Stream, err)
+	}
 	infos := make([]*tableInfo, len(b.Writes))
 	for i, w := range b.Writes {
-		if i > 0 && infos[i-1] != nil && len(w.Expect) == 0 && len(b.Writes[i-1].Expect) == 0 && sameShape(b.Writes[i-1], w) {
+		if i > 0 && infos[i-1] != nil && len(w.Expect) == 0 && len(b.Writes[i-1].Expect) == 0 && len(w.Return) == 0 && sameShape(b.Writes[i-1], w) {
 			infos[i] = infos[i-1] // the same columns, already checked
 			continue
 		}
@@ -154,7 +160,7 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	if err != nil {
 		return connector.Result{}, fmt.Errorf("apply %s: %w", b.Stream, err)
 	}
-	res, err := c.applyTx(ctx, pc, b, infos)
+	res, err := c.applyTx(ctx, pc, b, infos, rs)
 	if err != nil {
 		c.staged = nil // staging tables created in the transaction are gone
 		if !pc.IsClosed() && pc.TxStatus() != 'I' {
@@ -177,20 +183,20 @@ func (c *Connector) writeInfo(ctx context.Context, w connector.Write) (*tableInf
 	if err != nil {
 		return nil, err
 	}
-	if hasColumns(ti, w.Key, w.Values, w.Expect) {
+	if hasColumns(ti, w.Key, w.Values, w.Expect) && checkColumns(ti, w.Return) == nil {
 		return ti, nil
 	}
 	c.forget(w.Table)
 	if ti, err = c.info(ctx, w.Table); err != nil {
 		return nil, err
 	}
-	if err := checkColumns(ti, sortedKeys(w.Key), sortedKeys(w.Values), sortedKeys(w.Expect)); err != nil {
+	if err := checkColumns(ti, sortedKeys(w.Key), sortedKeys(w.Values), sortedKeys(w.Expect), w.Return); err != nil {
 		return nil, problem.Wrap(problem.UnknownColumn, err, "the map names a column %s does not have; fix the map or add the column", w.Table)
 	}
 	return ti, nil
 }
 
-func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.Batch, infos []*tableInfo) (connector.Result, error) {
+func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.Batch, infos []*tableInfo, rs *connector.Resolver) (connector.Result, error) {
 	c.txStaged = nil
 	if err := exec(ctx, pc, "BEGIN ISOLATION LEVEL READ COMMITTED"); err != nil {
 		return connector.Result{}, err
@@ -221,10 +227,35 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 	if equal == nil {
 		equal = func(have, want any) bool { return reflect.DeepEqual(have, want) }
 	}
+	var read connector.ReadBack
+	if rs != nil {
+		read = c.readBack(pc)
+	}
+	// done records the outcome of write i for the resolver.
+	done := func(i int, unmatched bool) {
+		if unmatched {
+			res.Unmatched = append(res.Unmatched, b.Writes[i].Ref)
+			rs.Unmatched(i)
+			return
+		}
+		rs.Wrote(i, i+1)
+	}
 	// one writes b.Writes[i] on its own; the error is one the batch
 	// cannot survive.
 	one := func(i int) error {
 		w := b.Writes[i]
+		if rs != nil {
+			ws, err := rs.Prepare(ctx, i, i+1, read)
+			if err != nil {
+				if !b.Isolate || !errors.Is(err, connector.ErrRefUnresolved) {
+					return err
+				}
+				rs.Failed(i)
+				res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: err})
+				return nil
+			}
+			w = ws[0]
+		}
 		if !b.Isolate {
 			if infos[i] == nil {
 				return fmt.Errorf("write ref %d: table %s unknown", w.Ref, w.Table)
@@ -234,9 +265,7 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 				c.forget(w.Table)
 				return err
 			}
-			if unmatched {
-				res.Unmatched = append(res.Unmatched, w.Ref)
-			}
+			done(i, unmatched)
 			return nil
 		}
 		if infos[i] == nil {
@@ -244,6 +273,7 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 			if err == nil {
 				err = fmt.Errorf("table %s changed while applying", w.Table)
 			}
+			rs.Failed(i)
 			res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: problem.Wrap(problem.RowWriteFailed, err, "write to %s failed; fix the table or the map", w.Table)})
 			return nil
 		}
@@ -258,33 +288,53 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 			if rbErr := exec(ctx, pc, "ROLLBACK TO SAVEPOINT dw_write"); rbErr != nil {
 				return rbErr
 			}
+			rs.Failed(i)
 			res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: err})
 			return nil
 		}
 		if err := exec(ctx, pc, "RELEASE SAVEPOINT dw_write"); err != nil {
 			return err
 		}
-		if unmatched {
-			// Nothing was written, so the write did not fail: the
-			// savepoint is simply released.
-			res.Unmatched = append(res.Unmatched, w.Ref)
-		}
+		// An unmatched write wrote nothing, so it did not fail: the
+		// savepoint is simply released.
+		done(i, unmatched)
 		return nil
 	}
 	// Runs of plain upserts or inserts go in bulk; an isolated batch
 	// splits a failing run around its bad rows, one that is not isolated
-	// goes row by row and stops at the bad row.
+	// goes row by row and stops at the bad row. A run's Ref values are
+	// resolved before it and its Return columns read after it, with one
+	// keyed query when needed.
 	bulk := func(lo, hi int) (bool, error) {
-		err := c.bulkWrite(ctx, pc, infos[lo], b.Writes[lo:hi])
+		ws := b.Writes[lo:hi]
+		if rs != nil {
+			var err error
+			if ws, err = rs.Prepare(ctx, lo, hi, read); err != nil {
+				if errors.Is(err, connector.ErrRefUnresolved) {
+					return false, nil // the run in parts finds the write
+				}
+				return false, err
+			}
+		}
+		err := c.bulkWrite(ctx, pc, infos[lo], ws)
 		if err != nil && !pc.IsClosed() {
 			c.log.Debug("bulk write failed; writing the run in parts", "table", b.Writes[lo].Table, "rows", hi-lo, "err", err)
 			return false, nil
 		}
+		if err == nil {
+			rs.Wrote(lo, hi)
+		}
 		return err == nil, err
 	}
-	runEnd := func(i int) int { return bulkRun(b.Writes, infos, i) }
+	runEnd := func(i int) int { return rs.RunEnd(i, bulkRun(b.Writes, infos, i)) }
 	if err := connector.WriteRuns(len(b.Writes), runEnd, bulk, one, b.Isolate); err != nil {
 		return connector.Result{}, err
+	}
+	if rs != nil {
+		var err error
+		if res.Returned, err = rs.Finish(ctx, read); err != nil {
+			return connector.Result{}, err
+		}
 	}
 	if !b.Position.IsZero() {
 		// Invariant: the applied position commits in the same transaction

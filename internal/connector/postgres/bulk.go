@@ -250,6 +250,37 @@ func appendCopyText(dst []byte, v any) ([]byte, error) {
 	return pgrepl.AppendCopyText(dst, b), nil
 }
 
+// keyArrays renders keys as one text[] parameter per key column, numbered
+// from $first, and returns each parameter cast to an array of its
+// column's type, for unnest: one short statement whatever the number of
+// keys.
+func keyArrays(ti *tableInfo, cols []string, keys []change.Row, first int) (casts []string, vals []any, oids []uint32, err error) {
+	casts = make([]string, len(cols))
+	vals = make([]any, len(cols))
+	oids = make([]uint32, len(cols))
+	for j, k := range cols {
+		arr := []byte{'{'}
+		for i, key := range keys {
+			v, ok := key[k]
+			if !ok || v == nil {
+				return nil, nil, nil, fmt.Errorf("key %d has no value for %s", i, k)
+			}
+			b, err := pgrepl.EncodeText(v)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("key %s: %w", k, err)
+			}
+			if i > 0 {
+				arr = append(arr, ',')
+			}
+			arr = appendArrayElem(arr, b)
+		}
+		col, _ := ti.desc.Column(k)
+		casts[j] = fmt.Sprintf("$%d::text[]::%s[]", first+j, col.Type)
+		vals[j], oids[j] = string(append(arr, '}')), 1009 // text[]
+	}
+	return casts, vals, oids, nil
+}
+
 // ReadKeys returns the rows of table whose key equals one of keys, in one
 // statement: WHERE (k1, k2) IN (($1, $2), ...).
 func (c *Connector) ReadKeys(ctx context.Context, table string, keys []change.Row) ([]change.Row, error) {
@@ -269,36 +300,11 @@ func (c *Connector) ReadKeys(ctx context.Context, table string, keys []change.Ro
 	for i, k := range cols {
 		qc[i] = qi(k)
 	}
-	// One array parameter per key column, unnested into the key tuples:
-	// one short statement whatever the number of keys.
-	arrays := make([][]byte, len(cols))
-	casts := make([]string, len(cols))
-	for j, k := range cols {
-		arr := []byte{'{'}
-		for i, key := range keys {
-			v, ok := key[k]
-			if !ok || v == nil {
-				return nil, fmt.Errorf("read %s by key: key %d has no value for %s", table, i, k)
-			}
-			b, err := pgrepl.EncodeText(v)
-			if err != nil {
-				return nil, fmt.Errorf("read %s by key %s: %w", table, k, err)
-			}
-			if i > 0 {
-				arr = append(arr, ',')
-			}
-			arr = appendArrayElem(arr, b)
-		}
-		arrays[j] = append(arr, '}')
-		col, _ := ti.desc.Column(k)
-		casts[j] = fmt.Sprintf("$%d::text[]::%s[]", j+1, col.Type)
+	casts, vals, oids, err := keyArrays(ti, cols, keys, 1)
+	if err != nil {
+		return nil, fmt.Errorf("read %s by key: %w", table, err)
 	}
 	q := fmt.Sprintf("SELECT t.* FROM %s t WHERE (%s) IN (SELECT * FROM unnest(%s))", ti.qname, "t."+strings.Join(qc, ", t."), strings.Join(casts, ", "))
-	vals := make([]any, len(arrays))
-	oids := make([]uint32, len(arrays))
-	for i, a := range arrays {
-		vals[i], oids[i] = string(a), 1009 // text[]
-	}
 	var res result
 	err = c.withConn(ctx, func(pc *pgconn.PgConn) error {
 		res, err = query(ctx, pc, q, oids, vals)

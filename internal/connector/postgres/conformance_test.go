@@ -48,6 +48,8 @@ func (harness) Placeholder(i int) string { return fmt.Sprintf("$%d", i) }
 
 func (harness) Quote(name string) string { return pgrepl.QuoteIdent(name) }
 
+func (harness) UUIDDefault() string { return "gen_random_uuid()" }
+
 func TestConformance(t *testing.T) {
 	connectortest.Run(t, harness{})
 }

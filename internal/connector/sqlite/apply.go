@@ -18,6 +18,12 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	if len(b.Writes) > connector.MaxBatchRows {
 		return connector.Result{}, fmt.Errorf("apply batch of stream %s: %d writes exceed the limit of %d per transaction", b.Stream, len(b.Writes), connector.MaxBatchRows)
 	}
+	// Invariant: a malformed reference fails the batch before anything
+	// is written.
+	rs, err := connector.NewResolver(b.Writes)
+	if err != nil {
+		return connector.Result{}, fmt.Errorf("apply batch of stream %s: %w", b.Stream, err)
+	}
 	// Describe before the transaction: the writer has one connection.
 	tables := map[string]tableInfo{}
 	for _, w := range b.Writes {
@@ -59,10 +65,27 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 		equal = func(have, want any) bool { return reflect.DeepEqual(have, want) }
 	}
 	var res connector.Result
-	for _, w := range b.Writes {
+	var read connector.ReadBack
+	if rs != nil {
+		read = readBack(tx, tables)
+	}
+	for i, w := range b.Writes {
+		if rs != nil {
+			ws, err := rs.Prepare(ctx, i, i+1, read)
+			if err != nil {
+				if b.Isolate && errors.Is(err, connector.ErrRefUnresolved) {
+					rs.Failed(i)
+					res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: err})
+					continue
+				}
+				return connector.Result{}, fmt.Errorf("apply batch of stream %s: %w", b.Stream, err)
+			}
+			w = ws[0]
+		}
 		p, err := planWrite(tables[w.Table], w)
 		if err != nil {
 			if b.Isolate {
+				rs.Failed(i)
 				res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: err})
 				continue
 			}
@@ -74,15 +97,19 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 			o, err := checkExpect(ctx, tx, tables[w.Table], w, equal)
 			if err != nil {
 				if b.Isolate {
+					rs.Failed(i)
 					res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref, Err: err})
 					continue
 				}
 				return connector.Result{}, fmt.Errorf("apply batch of stream %s: %w", b.Stream, err)
 			}
-			if o == outcomeUnmatched {
+			switch o {
+			case outcomeUnmatched:
 				res.Unmatched = append(res.Unmatched, w.Ref)
-			}
-			if o != outcomeWrite {
+				rs.Unmatched(i)
+				continue
+			case outcomeSkip:
+				rs.Wrote(i, i+1) // a missing row stays missing
 				continue
 			}
 		}
@@ -90,6 +117,7 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 			if err := p.exec(ctx, tx); err != nil {
 				return connector.Result{}, fmt.Errorf("apply batch of stream %s: %s %s key %v: %w", b.Stream, opName(w.Op), w.Table, w.Key, err)
 			}
+			rs.Wrote(i, i+1)
 			continue
 		}
 		if err := execIsolated(ctx, tx, p); err != nil {
@@ -97,8 +125,16 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 			if errors.As(err, &fatal) {
 				return connector.Result{}, fmt.Errorf("apply batch of stream %s: %w", b.Stream, fatal.err)
 			}
+			rs.Failed(i)
 			res.Failed = append(res.Failed, connector.WriteError{Ref: w.Ref,
 				Err: fmt.Errorf("%s %s key %v: %w", opName(w.Op), w.Table, w.Key, err)})
+			continue
+		}
+		rs.Wrote(i, i+1)
+	}
+	if rs != nil {
+		if res.Returned, err = rs.Finish(ctx, read); err != nil {
+			return connector.Result{}, fmt.Errorf("apply batch of stream %s: %w", b.Stream, err)
 		}
 	}
 

@@ -70,6 +70,8 @@ func openTemp(t *testing.T) (*Connector, *sql.DB, string) {
 	return c, db, path
 }
 
+func (harness) UUIDDefault() string { return "(lower(hex(randomblob(16))))" }
+
 func TestConformance(t *testing.T) {
 	connectortest.Run(t, harness{})
 }

@@ -1,0 +1,376 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/dualwrite/dualwrite/internal/change"
+	"github.com/dualwrite/dualwrite/internal/connector"
+	"github.com/dualwrite/dualwrite/internal/mapping"
+	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/store"
+)
+
+// pairChunk records the pairing of a written chunk's records: the source
+// row's identity columns and the target row's as the writes left it, with
+// the surrogates the target returned.
+//
+// Invariant: a chunk's pairing is saved before its progress, so a
+// resumed initial sync never leaves a written record unpaired.
+func (e *Engine) pairChunk(ctx context.Context, ms *mapState, from mapping.Side, p chunkPlan, failed map[int]bool, returned map[int]change.Row) error {
+	to := from.Other()
+	post := make([]change.Row, len(p.refs))
+	for i, r := range p.refs {
+		post[i] = r.have.Clone()
+		if post[i] == nil {
+			post[i] = change.Row{}
+		}
+	}
+	for i, w := range p.toTarget {
+		for k, v := range w.Values {
+			post[w.Ref][k] = v
+		}
+		for k, v := range w.Key {
+			post[w.Ref][k] = v
+		}
+		for k, v := range returned[i] {
+			post[w.Ref][k] = v
+		}
+	}
+	put := make([]store.Pair, 0, len(p.refs))
+	var unknown []change.Row
+	var unknownAt []int
+	idCols := e.identity.Columns(ms.name, to)
+	for i, r := range p.refs {
+		if failed[i] || r.key == "" {
+			continue
+		}
+		rec := store.Pair{Key: r.key}
+		rec.Rows[from] = e.identity.Project(ms.name, from, r.src)
+		rec.Rows[to] = e.identity.Project(ms.name, to, post[i])
+		if missingColumns(rec.Rows[to], idCols) && r.tkey != nil {
+			unknown = append(unknown, r.tkey)
+			unknownAt = append(unknownAt, len(put))
+		}
+		put = append(put, rec)
+	}
+	if len(unknown) > 0 {
+		// Identity columns the target generated and did not return (a
+		// connector without Return): read back, one read for the chunk.
+		rows, err := e.readRows(ctx, to, ms.m.Table(to), unknown)
+		if err != nil {
+			return err
+		}
+		for i, row := range rows {
+			for c, v := range e.identity.Project(ms.name, to, row) {
+				put[unknownAt[i]].Rows[to][c] = v
+			}
+		}
+	}
+	if err := e.identity.Put(ctx, ms.name, put, nil); err != nil {
+		return transient(err)
+	}
+	if len(put) > 0 {
+		e.nudgeWaiters()
+	}
+	return nil
+}
+
+// planChunk decides what one chunk of source rows needs: it translates
+// them, reads their target rows in one round trip where the connector
+// can, and builds the writes. Rows that fail are recorded as errors.
+func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side, rows []change.Row, onlyMissing, targetEmpty bool, conflicts *int) (chunkPlan, error) {
+	m := ms.m
+	to := from.Other()
+	preps := make([]initPrep, 0, len(rows))
+	batch := e.identity.NewBatch(from)
+	var trs []mapping.Translated
+	for _, row := range rows {
+		kv, err := m.KeyOf(from, row)
+		if err != nil {
+			e.initError(ctx, ms, from, "?", err)
+			continue
+		}
+		ok, err := m.Match(from, row)
+		if err != nil {
+			e.initError(ctx, ms, from, keyJSON(kv), problem.Wrap(problem.TransformFailed, err, "filter failed"))
+			continue
+		}
+		if !ok {
+			continue
+		}
+		tr, err := m.Translate(from, row)
+		if err != nil {
+			e.initError(ctx, ms, from, keyJSON(kv), withCode(problem.TransformFailed, err))
+			continue
+		}
+		for _, pl := range tr.Lookups {
+			batch.Add(m.Lookup(from, pl.Lookup), pl)
+		}
+		preps = append(preps, initPrep{kv: kv, row: row})
+		trs = append(trs, tr)
+	}
+	// Every lookup of the chunk is resolved in one read per related map.
+	if err := e.fetchBatch(ctx, batch, from, 0); err != nil {
+		return chunkPlan{}, err
+	}
+	kept := preps[:0]
+	for i, p := range preps {
+		vals, deferred, err := e.resolveBatch(batch, m, from, trs[i], true)
+		if err == nil {
+			p.vals, p.deferred = vals, deferred
+			p.tkey, err = keyRow(m, to, vals)
+		}
+		if err == nil {
+			p.skey, err = keyRow(m, from, p.row)
+		}
+		if err == nil {
+			p.key, err = e.canonicalKey(m, from, p.row, vals)
+		}
+		if err != nil {
+			e.initError(ctx, ms, from, keyJSON(p.kv), err)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	preps = kept
+	tkeys := make([]change.Row, len(preps))
+	for i, p := range preps {
+		tkeys[i] = p.tkey
+	}
+	haves := make([]change.Row, len(tkeys))
+	if !targetEmpty {
+		var err error
+		if haves, err = e.readRows(ctx, to, m.Table(to), tkeys); err != nil {
+			return chunkPlan{}, err
+		}
+	}
+	var toTarget, toSource []connector.Write
+	var refs []initRow
+	var srcRefs []initRow
+	for i, p := range preps {
+		ws, back, isConflict, err := e.reconcileInit(ctx, ms, from, p, haves[i], onlyMissing, targetEmpty)
+		if err != nil {
+			if isTransient(err) {
+				return chunkPlan{}, err
+			}
+			e.initError(ctx, ms, from, keyJSON(p.kv), err)
+			continue
+		}
+		if p.deferred {
+			if err := e.store.AddDeferred(ctx, ms.name, passName(from), keyJSON(p.kv)); err != nil {
+				return chunkPlan{}, err
+			}
+		}
+		if isConflict {
+			*conflicts++
+			if *conflicts <= maxLoggedConflicts {
+				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", keyText(keyJSON(p.kv)), e.sideName(ms.master)))
+			}
+		}
+		referenced := e.identity.Referenced(ms.name, to)
+		for _, w := range ws {
+			w.Ref = len(refs)
+			if referenced && w.Op != connector.Delete {
+				w.Return = e.identity.Columns(ms.name, to)
+			}
+			toTarget = append(toTarget, w)
+		}
+		refs = append(refs, initRow{kv: p.kv, src: p.row, key: p.key, vals: p.vals, tkey: p.tkey, have: haves[i]})
+		for _, w := range back {
+			w.Ref = len(srcRefs)
+			toSource = append(toSource, w)
+		}
+		srcRefs = append(srcRefs, initRow{kv: p.kv, src: p.row})
+	}
+	return chunkPlan{rows: len(rows), toTarget: toTarget, toSource: toSource, refs: refs, srcRefs: srcRefs}, nil
+}
+
+// readRows reads the rows of table with the given keys (all with the same
+// columns, none NULL) and returns them aligned with keys, nil where no
+// row has the key. Connectors that implement KeyReader answer in one
+// round trip; rows are matched to keys by value (mapping.Equal), and a
+// key whose row the database returned but the values do not match (a
+// case-insensitive collation, say) is read again on its own.
+func (e *Engine) readRows(ctx context.Context, s mapping.Side, table string, keys []change.Row) ([]change.Row, error) {
+	out := make([]change.Row, len(keys))
+	kr, bulk := e.sides[s].conn.(connector.KeyReader)
+	if !bulk || len(keys) < 2 {
+		for i, k := range keys {
+			row, err := e.readRow(ctx, s, table, k)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = row
+		}
+		return out, nil
+	}
+	cols := sortedStrings(keyNames(keys[0]))
+	rows, err := kr.ReadKeys(ctx, table, keys)
+	if err != nil {
+		return nil, transient(fmt.Errorf("read %s on %s: %w", table, e.sideName(s), err))
+	}
+	fingerprint := func(r change.Row) (string, bool) {
+		var b strings.Builder
+		for _, c := range cols {
+			fp, ok := mapping.Fingerprint(r[c])
+			if !ok {
+				return "", false
+			}
+			b.WriteString(fp)
+			b.WriteByte(0)
+		}
+		return b.String(), true
+	}
+	byKey := make(map[string][]change.Row, len(rows))
+	strays := 0
+	for _, r := range rows {
+		fp, ok := fingerprint(r)
+		if !ok {
+			strays++
+			continue
+		}
+		byKey[fp] = append(byKey[fp], r)
+	}
+	matched := 0
+	var again []int
+	for i, k := range keys {
+		fp, ok := fingerprint(k)
+		if !ok {
+			again = append(again, i)
+			continue
+		}
+		for _, r := range byKey[fp] {
+			if sameKey(cols, k, r) {
+				out[i] = r
+				matched++
+				break
+			}
+		}
+	}
+	if strays > 0 || matched < len(rows) {
+		// The database matched rows the values do not: ask per key.
+		again = again[:0]
+		for i := range keys {
+			if out[i] == nil {
+				again = append(again, i)
+			}
+		}
+	}
+	for _, i := range again {
+		row, err := e.readRow(ctx, s, table, keys[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = row
+	}
+	return out, nil
+}
+
+func keyNames(r change.Row) []string {
+	out := make([]string, 0, len(r))
+	for k := range r {
+		out = append(out, k)
+	}
+	return out
+}
+
+func sameKey(cols []string, a, b change.Row) bool {
+	for _, c := range cols {
+		if !mapping.Equal(a[c], b[c]) {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveDeferred fills in the self-references a pass left NULL (they
+// pointed at rows not paired yet), now that every row is paired: a chunk
+// of deferred rows at a time, their references resolved in one read.
+func (e *Engine) resolveDeferred(ctx context.Context, ms *mapState, from mapping.Side) error {
+	keys, err := e.store.Deferred(ctx, ms.name, passName(from))
+	if err != nil {
+		return err
+	}
+	m := ms.m
+	to := from.Other()
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), 500)]
+		keys = keys[len(part):]
+		eqs := make([]change.Row, 0, len(part))
+		var named []string
+		for _, k := range part {
+			kv, err := decodeKey(k)
+			if err != nil {
+				return err
+			}
+			eq := change.Row{}
+			for i, c := range m.KeyColumns(from) {
+				if i < len(kv) {
+					eq[c] = kv[i]
+				}
+			}
+			eqs = append(eqs, eq)
+			named = append(named, k)
+		}
+		rows, err := e.readRows(ctx, from, m.Table(from), eqs)
+		if err != nil {
+			return err
+		}
+		batch := e.identity.NewBatch(from)
+		trs := make([]mapping.Translated, len(rows))
+		for i, row := range rows {
+			if row == nil {
+				continue
+			}
+			if trs[i], err = m.Translate(from, row); err != nil {
+				e.initError(ctx, ms, from, named[i], withCode(problem.TransformFailed, err))
+				rows[i] = nil
+				continue
+			}
+			for _, pl := range trs[i].Lookups {
+				batch.Add(m.Lookup(from, pl.Lookup), pl)
+			}
+		}
+		if err := e.fetchBatch(ctx, batch, from, 0); err != nil {
+			return err
+		}
+		var ws []connector.Write
+		var refs []initRow
+		for i, row := range rows {
+			if row == nil {
+				continue
+			}
+			vals, _, err := e.resolveBatch(batch, m, from, trs[i], false)
+			var tkey change.Row
+			if err == nil {
+				tkey, err = keyRow(m, to, vals)
+			}
+			if err != nil {
+				e.initError(ctx, ms, from, named[i], err)
+				continue
+			}
+			fix := change.Row{}
+			for _, pr := range m.Pairs(from) {
+				if pr.Lookup {
+					for _, t := range pr.Targets {
+						fix[t] = vals[t]
+					}
+				}
+			}
+			ws = append(ws, connector.Write{Table: m.Table(to), Key: tkey, Op: connector.UpdateOnly, Values: fix, Ref: len(refs)})
+			kv, _ := decodeKey(named[i])
+			refs = append(refs, initRow{kv: kv, src: row})
+		}
+		if _, _, err := e.initApply(ctx, ms, from, to, ws, refs); err != nil {
+			return err
+		}
+		for _, k := range part {
+			if err := e.store.DeleteDeferred(ctx, ms.name, passName(from), k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
