@@ -236,7 +236,7 @@ func TestIssue8RowErrorStaysWithItsRow(t *testing.T) {
 	m.waitCustomer(false, "usmf/E-G3", "good|USD|∅|∅|∅|∅")
 	waitFor(t, "JPY reaches the ERP", func() bool { return dumpModel(t, erp.db, true)["currencies"]["JPY"] == "Yen|¥" })
 	for _, name := range companyMaps {
-		if st := m.p.status(name); st != "Running" {
+		if st := m.status(name); st != "Running" {
 			t.Errorf("%s is %s, want Running", name, st)
 		}
 	}

@@ -44,20 +44,20 @@ func TestIssue8InitialSyncLookupsAreBatched(t *testing.T) {
 	m := startModel(t, erp, crm, companyMaps)
 	// The referenced maps first, so that only the customers' copy is counted.
 	for _, n := range companyMaps[:3] {
-		if st := m.p.status(n); st == "Not running" {
-			if code, body := m.p.post("/api/v1/maps/"+n+"/run", map[string]any{"with_related": true}); code != 200 {
+		if st := m.status(n); st == "Not running" {
+			if code, body := m.post("/api/v1/maps/"+n+"/run", map[string]any{"with_related": true}); code != 200 {
 				t.Fatalf("run %s: %d %s", n, code, body)
 			}
 		}
-		waitFor(t, n+" running", func() bool { return m.p.status(n) == "Running" })
+		waitFor(t, n+" running", func() bool { return m.status(n) == "Running" })
 	}
 	mustExec(t, admin, `SELECT pg_stat_statements_reset()`)
 	start := time.Now()
-	if code, body := m.p.post("/api/v1/maps/customers/run", map[string]any{}); code != 200 {
+	if code, body := m.post("/api/v1/maps/customers/run", map[string]any{}); code != 200 {
 		t.Fatalf("run customers: %d %s", code, body)
 	}
 	deadline := time.Now().Add(5 * time.Minute)
-	for m.p.status("customers") != "Running" {
+	for m.status("customers") != "Running" {
 		if time.Now().After(deadline) {
 			t.Fatalf("customers never reached Running; engine log:\n%s", problemsIn(m.p.logs.Name()))
 		}

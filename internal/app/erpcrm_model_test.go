@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -226,7 +228,9 @@ maps:
 	t.Cleanup(func() {
 		// Dependents first, so a PostgreSQL side drops its slot.
 		for i := len(maps) - 1; i >= 0; i-- {
-			p.post("/api/v1/maps/"+maps[i]+"/stop", nil)
+			if resp, err := apiClient.Post(p.api+"/api/v1/maps/"+maps[i]+"/stop", "application/json", nil); err == nil {
+				resp.Body.Close()
+			}
 		}
 	})
 	keepDebugLog(t, p, *convergenceDebug)
@@ -251,14 +255,50 @@ func serveValidConfig(t *testing.T, dir string, config func(api string) string) 
 	return serveConfig(t, dir, func(real string) string { return strings.Replace(text, api, real, 1) })
 }
 
+// apiClient bounds every call the model tests make: an engine whose API
+// does not answer fails the test with the call that hung.
+var apiClient = &http.Client{Timeout: 30 * time.Second}
+
+// post calls an action of the engine's API.
+func (m *modelLink) post(path string, body any) (int, string) {
+	m.t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := apiClient.Post(m.p.api+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		m.t.Errorf("POST %s: %v", path, err)
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// status is a map's status; "" when the engine does not answer.
+func (m *modelLink) status(name string) string {
+	var v struct{ Status string }
+	if err := getJSON(m.p.api+"/api/v1/maps/"+name, &v); err != nil {
+		return ""
+	}
+	return v.Status
+}
+
+// statuses lists every map's status, for failure messages.
+func (m *modelLink) statuses() string {
+	var b strings.Builder
+	for _, name := range m.maps {
+		fmt.Fprintf(&b, "%s=%q ", name, m.status(name))
+	}
+	return b.String()
+}
+
 // runAll runs every map with its related maps and waits until all run.
 func (m *modelLink) runAll() {
 	m.t.Helper()
 	for _, name := range m.maps {
-		if st := m.p.status(name); st == "Running" || st == "Initializing" || st == "Resuming" {
+		if st := m.status(name); st == "Running" || st == "Initializing" || st == "Resuming" {
 			continue
 		}
-		if code, body := m.p.post("/api/v1/maps/"+name+"/run", map[string]any{"with_related": true}); code != 200 && !strings.Contains(body, "DW2001") {
+		if code, body := m.post("/api/v1/maps/"+name+"/run", map[string]any{"with_related": true}); code != 200 && !strings.Contains(body, "DW2001") {
 			m.t.Fatalf("run %s: %d %s\nengine log:\n%s", name, code, body, problemsIn(m.p.logs.Name()))
 		}
 	}
@@ -267,8 +307,14 @@ func (m *modelLink) runAll() {
 
 func (m *modelLink) waitRunning() {
 	m.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
 	for _, name := range m.maps {
-		waitFor(m.t, name+" running", func() bool { return m.p.status(name) == "Running" })
+		for m.status(name) != "Running" {
+			if time.Now().After(deadline) {
+				m.t.Fatalf("%s never reached Running: %s\nengine warnings and errors:\n%s", name, m.statuses(), problemsIn(m.p.logs.Name()))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
 
@@ -316,7 +362,7 @@ func (m *modelLink) appliedTotal() int64 {
 }
 
 func getJSON(url string, out any) error {
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	resp, err := apiClient.Get(url)
 	if err != nil {
 		return err
 	}

@@ -171,11 +171,11 @@ func (m *modelLink) interrupt(seed uint64, done <-chan struct{}) string {
 		case x < 6 && *convergencePause && len(paused) > 0:
 			name := paused[0]
 			paused = paused[1:]
-			m.p.post("/api/v1/maps/"+name+"/run", map[string]any{"with_related": true})
+			m.post("/api/v1/maps/"+name+"/run", map[string]any{"with_related": true})
 			log = append(log, "resume "+name)
 		case x < 6 && *convergencePause:
 			name := m.maps[rng.IntN(len(m.maps))]
-			if code, _ := m.p.post("/api/v1/maps/"+name+"/pause", map[string]any{"with_related": true}); code == 200 {
+			if code, _ := m.post("/api/v1/maps/"+name+"/pause", map[string]any{"with_related": true}); code == 200 {
 				paused = append(paused, name)
 				log = append(log, "pause "+name)
 			}
