@@ -515,7 +515,7 @@ func (w *modelWriter) editOrder() {
 		o.lines[n] = w.randomLine()
 		touched = append(touched, n)
 	case x == 1:
-		n := w.pick2(nums)
+		n := pickAny(w.rng, nums)
 		delete(o.lines, n)
 		touched = append(touched, n)
 	default:
@@ -529,8 +529,6 @@ func (w *modelWriter) editOrder() {
 	w.tx(func(tx *sql.Tx) error { return w.putOrder(tx, c, id, o, touched, false) })
 	w.orders[k] = o
 }
-
-func (w *modelWriter) pick2(list []int) int { return list[w.rng.IntN(len(list))] }
 
 func (w *modelWriter) deleteOrder() {
 	ks := keysOf(w.orders, "")
