@@ -29,12 +29,16 @@ func TestModelOrdersAreAtomicAcrossMaps(t *testing.T) {
 			m.waitModelEqual("initial sync", 30*time.Second)
 
 			stop := make(chan struct{})
+			var stopOnce sync.Once
+			stopReaders := func() { stopOnce.Do(func() { close(stop) }) }
 			readers := []*snapshotReader{{side: "erp", db: erp.db, q: erpOrderSums, remote: "SOC"}, {side: "crm", db: crm.db, q: crmOrderSums, remote: "SOE"}}
 			var rg sync.WaitGroup
 			for _, r := range readers {
 				rg.Add(1)
 				go func() { defer rg.Done(); r.run(t, stop) }()
 			}
+			defer rg.Wait()
+			defer stopReaders()
 			var wg sync.WaitGroup
 			for i, side := range []modelSide{erp, crm} {
 				w := newModelWriter(t, side, i == 0, 0, 20261204)
@@ -61,8 +65,8 @@ func TestModelOrdersAreAtomicAcrossMaps(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			m.waitModelEqual("after the writes", 60*time.Second)
-			close(stop)
+			_, converged := m.tryModelEqual("after the writes", 60*time.Second)
+			stopReaders()
 			rg.Wait()
 			for _, r := range readers {
 				t.Logf("%s reader: %d snapshots, %d orders of the other side seen, %d torn", r.side, r.polls.Load(), r.seen.Load(), r.torn.Load())
@@ -72,6 +76,9 @@ func TestModelOrdersAreAtomicAcrossMaps(t *testing.T) {
 				if n := r.torn.Load(); n > 0 {
 					t.Errorf("the %s reader saw %d torn snapshots, e.g.:\n%s", r.side, n, r.samples())
 				}
+			}
+			if converged != "" {
+				t.Fatal(converged)
 			}
 		})
 	}

@@ -532,16 +532,27 @@ func diffModel(erp, crm modelDump, limit int) string {
 // errors.
 func (m *modelLink) waitModelEqual(what string, within time.Duration) modelDump {
 	m.t.Helper()
+	l, failure := m.tryModelEqual(what, within)
+	if failure != "" {
+		m.t.Fatal(failure)
+	}
+	return l
+}
+
+// tryModelEqual is waitModelEqual returning the failure message instead
+// of failing, for a test with more to report first.
+func (m *modelLink) tryModelEqual(what string, within time.Duration) (modelDump, string) {
+	m.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		l, r := dumpModel(m.t, m.erp.db, true), dumpModel(m.t, m.crm.db, false)
 		d := diffModel(l, r, 40)
 		if d == "" {
-			return l
+			return l, ""
 		}
 		if time.Now().After(deadline) {
 			_, _, errs := m.errorCounts()
-			m.t.Fatalf("%s: the sides did not become equal under the maps:\n%s\nmap errors:\n%s\nengine warnings and errors:\n%s", what, d, errs, problemsIn(m.p.logs.Name()))
+			return l, fmt.Sprintf("%s: the sides did not become equal under the maps:\n%s\nmap errors:\n%s\nengine warnings and errors:\n%s", what, d, errs, problemsIn(m.p.logs.Name()))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
