@@ -21,9 +21,8 @@ func main() {
 	// in hand, saves its positions and exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
 	h := cli.Handlers{
-		Serve: func(ctx context.Context, path string) error { return app.Serve(ctx, path, log) },
+		Serve: func(ctx context.Context, path string, log *slog.Logger) error { return app.Serve(ctx, path, log) },
 		Validate: func(ctx context.Context, path string, out io.Writer, asJSON bool) (int, error) {
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 			return app.Validate(ctx, path, out, asJSON, quiet)
@@ -32,8 +31,11 @@ func main() {
 			return demo.Run(ctx, demo.Options{
 				Dir: o.Dir, Once: o.Once, Listen: o.Listen,
 				LeftDriver: o.LeftDriver, LeftDSN: o.LeftDSN, RightDriver: o.RightDriver, RightDSN: o.RightDSN,
-				Out: o.Out, Logger: demoLogger(),
+				Out: o.Out, Logger: o.Logger,
 			})
+		},
+		Ownership: func(ctx context.Context, o cli.OwnershipOptions) error {
+			return app.Ownership(ctx, app.OwnershipRequest{ConfigPath: o.ConfigPath, Action: o.Action, Side: o.Side, Stream: o.Stream, Out: o.Out}, slog.Default())
 		},
 		Bench: func(ctx context.Context, o cli.BenchOptions) error {
 			return bench.Run(ctx, bench.Options{
@@ -43,23 +45,17 @@ func main() {
 			})
 		},
 	}
-	env := cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, IsTerminal: isTerminal(os.Stdout), Server: os.Getenv("DUALWRITE_SERVER")}
+	env := cli.Env{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, IsTerminal: isTerminal(os.Stdout),
+		Server:  os.Getenv("DUALWRITE_SERVER"),
+		Token:   os.Getenv("DUALWRITE_TOKEN"),
+		Config:  os.Getenv("DUALWRITE_CONFIG"),
+		Version: app.Version,
+		Logging: cli.Logging{Format: os.Getenv("DUALWRITE_LOG_FORMAT"), Level: os.Getenv("DUALWRITE_LOG_LEVEL")},
+	}
 	code := cli.Run(ctx, os.Args[1:], env, h)
 	stop()
 	os.Exit(code)
-}
-
-func logLevel() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(os.Getenv("DUALWRITE_LOG_LEVEL"))); err != nil {
-		return slog.LevelInfo
-	}
-	return l
-}
-
-// demoLogger keeps the tour's output readable: only warnings and errors.
-func demoLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: max(logLevel(), slog.LevelWarn)}))
 }
 
 func isTerminal(f *os.File) bool {

@@ -11,23 +11,23 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/dualwrite/dualwrite/internal/engine"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // Engine is what the API needs from the engine.
 type Engine interface {
-	Maps(ctx context.Context) ([]engine.MapView, error)
-	Map(ctx context.Context, name string) (engine.MapView, error)
-	Run(ctx context.Context, name string, o engine.RunOptions) (engine.ActionResult, error)
-	Pause(ctx context.Context, name string, withRelated bool, actor string) (engine.ActionResult, error)
-	Stop(ctx context.Context, name string, actor string) (engine.ActionResult, error)
-	InitErrors(ctx context.Context, name string) ([]engine.RowError, error)
-	Rerun(ctx context.Context, name string, actor string) (engine.RetryResult, error) // retries only the errored initial-sync rows
-	CatchUpErrors(ctx context.Context, name string) ([]engine.RowError, error)
-	Retry(ctx context.Context, name string, ids []int64, actor string) (engine.RetryResult, error) // ids nil or empty = all
-	Discard(ctx context.Context, name string, ids []int64, actor string) (int, error)              // ids nil or empty = all
-	Activity(ctx context.Context, name string, limit int) ([]engine.Activity, error)
+	Maps(ctx context.Context) ([]wire.MapView, error)
+	Map(ctx context.Context, name string) (wire.MapView, error)
+	Run(ctx context.Context, name string, o wire.RunOptions) (wire.ActionResult, error)
+	Pause(ctx context.Context, name string, withRelated bool, actor string) (wire.ActionResult, error)
+	Stop(ctx context.Context, name string, actor string) (wire.ActionResult, error)
+	InitErrors(ctx context.Context, name string) ([]wire.RowError, error)
+	Rerun(ctx context.Context, name string, actor string) (wire.RetryResult, error) // retries only the errored initial-sync rows
+	CatchUpErrors(ctx context.Context, name string) ([]wire.RowError, error)
+	Retry(ctx context.Context, name string, ids []int64, actor string) (wire.RetryResult, error) // ids nil or empty = all
+	Discard(ctx context.Context, name string, ids []int64, actor string) (int, error)            // ids nil or empty = all
+	Activity(ctx context.Context, name string, limit int) ([]wire.Activity, error)
 }
 
 // Options configure a Server.
@@ -64,20 +64,43 @@ func (s *Server) Handler() http.Handler {
 	return s.logRequests(s.recoverPanics(http.HandlerFunc(s.dispatch)))
 }
 
+// route is one route of the API.
+type route struct {
+	pattern string // "METHOD /path", as http.ServeMux reads it
+	handler func(s *Server) http.HandlerFunc
+}
+
+const mapRoute = "/api/v1/maps/{name}"
+
+var routeTable = []route{
+	{"GET /api/v1/health", func(s *Server) http.HandlerFunc { return s.health }},
+	{"GET /api/v1/maps", func(s *Server) http.HandlerFunc { return s.listMaps }},
+	{"GET " + mapRoute, func(s *Server) http.HandlerFunc { return s.showMap }},
+	{"POST " + mapRoute + "/run", func(s *Server) http.HandlerFunc { return s.run }},
+	{"POST " + mapRoute + "/pause", func(s *Server) http.HandlerFunc { return s.pause }},
+	{"POST " + mapRoute + "/stop", func(s *Server) http.HandlerFunc { return s.stop }},
+	{"GET " + mapRoute + "/errors", func(s *Server) http.HandlerFunc { return s.initErrors }},
+	{"POST " + mapRoute + "/rerun", func(s *Server) http.HandlerFunc { return s.rerun }},
+	{"GET " + mapRoute + "/catchup-errors", func(s *Server) http.HandlerFunc { return s.catchUpErrors }},
+	{"POST " + mapRoute + "/catchup-errors/retry", func(s *Server) http.HandlerFunc { return s.retry }},
+	{"POST " + mapRoute + "/catchup-errors/discard", func(s *Server) http.HandlerFunc { return s.discard }},
+	{"GET " + mapRoute + "/activity", func(s *Server) http.HandlerFunc { return s.activity }},
+}
+
+// Routes lists every route of the API as "METHOD /path" with {name} for
+// the map's name, in the order docs/API.md documents them.
+func Routes() []string {
+	out := make([]string, len(routeTable))
+	for i, r := range routeTable {
+		out[i] = r.pattern
+	}
+	return out
+}
+
 func (s *Server) routes() {
-	const m = "/api/v1/maps/{name}"
-	s.mux.HandleFunc("GET /api/v1/health", s.health)
-	s.mux.HandleFunc("GET /api/v1/maps", s.listMaps)
-	s.mux.HandleFunc("GET "+m, s.showMap)
-	s.mux.HandleFunc("POST "+m+"/run", s.run)
-	s.mux.HandleFunc("POST "+m+"/pause", s.pause)
-	s.mux.HandleFunc("POST "+m+"/stop", s.stop)
-	s.mux.HandleFunc("GET "+m+"/errors", s.initErrors)
-	s.mux.HandleFunc("POST "+m+"/rerun", s.rerun)
-	s.mux.HandleFunc("GET "+m+"/catchup-errors", s.catchUpErrors)
-	s.mux.HandleFunc("POST "+m+"/catchup-errors/retry", s.retry)
-	s.mux.HandleFunc("POST "+m+"/catchup-errors/discard", s.discard)
-	s.mux.HandleFunc("GET "+m+"/activity", s.activity)
+	for _, r := range routeTable {
+		s.mux.HandleFunc(r.pattern, r.handler(s))
+	}
 }
 
 // dispatch routes r. Requests no route matches get a JSON error body like

@@ -21,6 +21,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/api"
 	"github.com/dualwrite/dualwrite/internal/api/apitest"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -111,7 +112,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func errorCode(t *testing.T, body []byte) string {
 	t.Helper()
-	var eb api.ErrorBody
+	var eb wire.ErrorBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&eb); err != nil {
@@ -158,7 +159,7 @@ func TestListLimitKeepsTotal(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	_, body := f.do(t, "GET", "/api/v1/maps/orders/errors?limit=5", "", nil)
-	var el api.ErrorList
+	var el wire.ErrorList
 	if err := json.Unmarshal(body, &el); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestActions(t *testing.T) {
 		{"run unknown map", "POST", "/api/v1/maps/nope/run", "", 404, "DW2002", ""},
 		{"pause", "POST", "/api/v1/maps/customers/pause", `{"with_related":false}`, 200, "", `"status": "Paused"`},
 		{"pause not running", "POST", "/api/v1/maps/orders/pause", "", 409, "DW2001", ""},
-		{"stop", "POST", "/api/v1/maps/products/stop", "{}", 200, "", `"status": "Not running"`},
+		{"stop paused is invalid", "POST", "/api/v1/maps/products/stop", "{}", 409, "DW2001", ""},
 		{"stop stopped", "POST", "/api/v1/maps/orders/stop", "", 409, "DW2001", ""},
 		{"rerun", "POST", "/api/v1/maps/orders/rerun", "", 200, "", `"retried": 7`},
 		{"retry ids", "POST", "/api/v1/maps/products/catchup-errors/retry", `{"ids":[201]}`, 200, "", `"succeeded": 1`},
@@ -219,6 +220,24 @@ func TestActions(t *testing.T) {
 				t.Errorf("body %s does not contain %s", body, tt.want)
 			}
 		})
+	}
+}
+
+// TestStopAbortsInitialSync: Stop is allowed from Initializing (and
+// Resuming), as the engine's lifecycle table says.
+func TestStopAbortsInitialSync(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, step := range []struct{ path, want string }{
+		{"/api/v1/maps/orders/run", `"status": "Initializing"`},
+		{"/api/v1/maps/orders/stop", `"status": "Not running"`},
+		{"/api/v1/maps/products/run", `"status": "Resuming"`},
+		{"/api/v1/maps/products/stop", `"status": "Not running"`},
+	} {
+		status, body := f.do(t, "POST", step.path, "", nil)
+		if status != 200 || !strings.Contains(string(body), step.want) {
+			t.Fatalf("POST %s: %d %s, want %s", step.path, status, body, step.want)
+		}
 	}
 }
 
@@ -338,7 +357,7 @@ func TestActorHeader(t *testing.T) {
 			f := newFixture(t)
 			h := http.Header{}
 			if tt.header != "" {
-				h.Set(api.ActorHeader, tt.header)
+				h.Set(wire.ActorHeader, tt.header)
 			}
 			reqs := []struct{ path, body string }{
 				{"/api/v1/maps/customers/pause", ""},
@@ -411,7 +430,7 @@ func TestEngineErrorMapping(t *testing.T) {
 				if status != tt.status {
 					t.Errorf("%s %s: status %d, want %d", r.method, r.path, status, tt.status)
 				}
-				var eb api.ErrorBody
+				var eb wire.ErrorBody
 				if err := json.Unmarshal(body, &eb); err != nil {
 					t.Fatal(err)
 				}

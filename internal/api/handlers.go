@@ -4,8 +4,8 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/dualwrite/dualwrite/internal/engine"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // Limits of the list routes' ?limit= parameter.
@@ -15,7 +15,7 @@ const (
 )
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Health{Status: "ok", Version: s.version})
+	writeJSON(w, http.StatusOK, wire.Health{Status: "ok", Version: s.version})
 }
 
 func (s *Server) listMaps(w http.ResponseWriter, r *http.Request) {
@@ -25,9 +25,9 @@ func (s *Server) listMaps(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if maps == nil {
-		maps = []engine.MapView{}
+		maps = []wire.MapView{}
 	}
-	writeJSON(w, http.StatusOK, MapList{Maps: maps})
+	writeJSON(w, http.StatusOK, wire.MapList{Maps: maps})
 }
 
 func (s *Server) showMap(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +40,7 @@ func (s *Server) showMap(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) run(w http.ResponseWriter, r *http.Request) {
-	var o engine.RunOptions
+	var o wire.RunOptions
 	a, err := actor(r)
 	if err == nil {
 		err = decodeBody(w, r, &o, true)
@@ -61,7 +61,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) pause(w http.ResponseWriter, r *http.Request) {
-	var p PauseRequest
+	var p wire.PauseRequest
 	a, err := actor(r)
 	if err == nil {
 		err = decodeBody(w, r, &p, true)
@@ -106,7 +106,7 @@ func (s *Server) catchUpErrors(w http.ResponseWriter, r *http.Request) {
 
 // listErrors answers with the first ?limit= errors and the total count, so
 // a client can show a page and say how many more there are.
-func (s *Server) listErrors(w http.ResponseWriter, r *http.Request, list func(ctx context.Context, name string) ([]engine.RowError, error)) {
+func (s *Server) listErrors(w http.ResponseWriter, r *http.Request, list func(ctx context.Context, name string) ([]wire.RowError, error)) {
 	limit, err := queryLimit(r, 0, maxListLimit)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -122,9 +122,14 @@ func (s *Server) listErrors(w http.ResponseWriter, r *http.Request, list func(ct
 		errs = errs[:limit]
 	}
 	if errs == nil {
-		errs = []engine.RowError{}
+		errs = []wire.RowError{}
 	}
-	writeJSON(w, http.StatusOK, ErrorList{Errors: errs, Total: total})
+	for i := range errs {
+		if errs[i].KeyText == "" {
+			errs[i].KeyText = wire.KeyText(errs[i].Key)
+		}
+	}
+	writeJSON(w, http.StatusOK, wire.ErrorList{Errors: errs, Total: total})
 }
 
 func (s *Server) rerun(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +153,7 @@ func (s *Server) rerun(w http.ResponseWriter, r *http.Request) {
 // selection reads a retry or discard body and returns the IDs to pass to
 // the engine, nil meaning all.
 func selection(w http.ResponseWriter, r *http.Request) ([]int64, error) {
-	var sel Selection
+	var sel wire.Selection
 	if err := decodeBody(w, r, &sel, false); err != nil {
 		return nil, err
 	}
@@ -201,7 +206,7 @@ func (s *Server) discard(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, DiscardResult{Discarded: n})
+	writeJSON(w, http.StatusOK, wire.DiscardResult{Discarded: n})
 }
 
 func (s *Server) activity(w http.ResponseWriter, r *http.Request) {
@@ -216,7 +221,7 @@ func (s *Server) activity(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if acts == nil {
-		acts = []engine.Activity{}
+		acts = []wire.Activity{}
 	}
-	writeJSON(w, http.StatusOK, ActivityList{Activity: acts})
+	writeJSON(w, http.StatusOK, wire.ActivityList{Activity: acts})
 }

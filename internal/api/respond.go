@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // maxBody bounds request bodies; the largest legitimate one is a list of
@@ -39,7 +41,7 @@ func writeProblem(w http.ResponseWriter, status int, code problem.Code, msg stri
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(ErrorBody{Error: ErrorDetail{Code: string(code), Message: msg}}) // strings always encode
+	_ = enc.Encode(wire.ErrorBody{Error: wire.ErrorDetail{Code: string(code), Message: msg}}) // strings always encode
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
@@ -128,14 +130,25 @@ func queryLimit(r *http.Request, def, max int) (int, error) {
 	return n, nil
 }
 
-// actor is who an action is recorded as in the activity log.
+// actor is who an action is recorded as in the activity log: the token
+// that authenticated the request (auth.Identity.Actor), after the client's
+// own name when it gives one in the X-Dualwrite-Actor header ("cli,
+// operator token 1a2b3c4d"). The header alone can never pass for a token.
+// Without authentication (a server built without auth.Wrap) the actor is
+// the header's name, or "api".
 func actor(r *http.Request) (string, error) {
-	a := strings.TrimSpace(r.Header.Get(ActorHeader))
-	if a == "" {
-		return "api", nil
+	a := strings.TrimSpace(r.Header.Get(wire.ActorHeader))
+	if len(a) > 32 || strings.ContainsFunc(a, func(c rune) bool { return c < 0x20 || c == 0x7f || c == ',' }) {
+		return "", problem.New(problem.BadRequest, "%s must be at most 32 printable characters without commas", wire.ActorHeader)
 	}
-	if len(a) > 64 || strings.ContainsFunc(a, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
-		return "", problem.New(problem.BadRequest, "%s must be at most 64 printable characters", ActorHeader)
+	id, ok := auth.FromContext(r.Context())
+	switch {
+	case ok && a != "":
+		return a + ", " + id.Actor(), nil
+	case ok:
+		return id.Actor(), nil
+	case a != "":
+		return a, nil
 	}
-	return a, nil
+	return "api", nil
 }

@@ -3,13 +3,11 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // startItems creates the items link (two SQLite files) with n rows on the
@@ -58,7 +56,9 @@ func serveConfig(t *testing.T, dir string, config func(api string) string) *engi
 func cli(t *testing.T, p *engineProc, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "DUALWRITE_SERVER="+p.api)
+	// As on the engine's machine: the CLI finds the address and the token
+	// through the configuration.
+	cmd.Env = append(os.Environ(), "DUALWRITE_CONFIG="+p.cfg)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -130,7 +130,7 @@ func TestInitialSyncResumesAfterKill(t *testing.T) {
 	}
 	// Wait until some chunks have committed, then kill mid-sync.
 	waitFor(t, "initial sync under way", func() bool {
-		resp, err := httpGetJSON(p.api + "/api/v1/maps/items")
+		resp, err := httpGetJSON(p, "/api/v1/maps/items")
 		return err == nil && resp.InitRowsDone >= 2000
 	})
 	p.kill()
@@ -156,9 +156,9 @@ type mapJSON struct {
 	InitRowsDone int64  `json:"init_rows_done"`
 }
 
-func httpGetJSON(url string) (mapJSON, error) {
+func httpGetJSON(p *engineProc, path string) (mapJSON, error) {
 	var v mapJSON
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	resp, err := p.do("GET", path, nil)
 	if err != nil {
 		return v, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +20,9 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/dualwrite/dualwrite/internal/auth"
+	"github.com/dualwrite/dualwrite/internal/config"
 )
 
 var (
@@ -100,7 +104,7 @@ func (p *engineProc) start() {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.api + "/api/v1/health")
+		resp, err := http.Get(p.api + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -121,9 +125,35 @@ func (p *engineProc) kill() {
 	}
 }
 
+// token is the operator token the engine wrote in its data_dir at first
+// start, read as the CLI reads it.
+func (p *engineProc) token() string {
+	p.t.Helper()
+	cfg, err := config.Load(p.cfg)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	tok, _, err := auth.ReadToken(cfg.Engine.DataDir)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return tok
+}
+
+// do sends an API request with the operator token.
+func (p *engineProc) do(method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequest(method, p.api+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+p.token())
+	return (&http.Client{Timeout: 10 * time.Second}).Do(req)
+}
+
 func (p *engineProc) post(path string, body any) (int, string) {
 	b, _ := json.Marshal(body)
-	resp, err := http.Post(p.api+path, "application/json", strings.NewReader(string(b)))
+	resp, err := p.do("POST", path, strings.NewReader(string(b)))
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -136,7 +166,7 @@ func (p *engineProc) post(path string, body any) (int, string) {
 }
 
 func (p *engineProc) status(name string) string {
-	resp, err := http.Get(p.api + "/api/v1/maps/" + name)
+	resp, err := p.do("GET", "/api/v1/maps/"+name, nil)
 	if err != nil {
 		return ""
 	}
@@ -401,7 +431,7 @@ func diffDumps(l, r map[string]string) string {
 }
 
 func appliedCount(t *testing.T, p *engineProc) int64 {
-	resp, err := http.Get(p.api + "/api/v1/maps/items")
+	resp, err := p.do("GET", "/api/v1/maps/items", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -59,6 +58,7 @@ func TestFaultEngineKillUnderLoad(t *testing.T) {
 				f.p.start()
 			})
 			f.check()
+			f.checkNeverHidden(false)
 			f.checkSlot(0, openPGAdmin(t, "postgres://postgres@127.0.0.1:5432/postgres"))
 			if right == "postgres" {
 				f.checkSlot(1, openPGAdmin(t, "postgres://postgres@127.0.0.1:5432/postgres"))
@@ -80,13 +80,18 @@ func TestFaultPostgresRestartUnderLoad(t *testing.T) {
 	f.run(func() {
 		// Fast first, while capture streams: the server waits for capture
 		// to confirm everything sent before it stops.
+		down := time.Now()
 		pg.restart("fast")
+		f.serverDown(down, time.Now())
 		t.Log("left PostgreSQL restarted (-m fast)")
 		time.Sleep(1500 * time.Millisecond)
+		down = time.Now()
 		pg.restart("immediate")
+		f.serverDown(down, time.Now())
 		t.Log("left PostgreSQL crashed and restarted (-m immediate)")
 	})
 	f.check()
+	f.checkNeverHidden(true)
 	f.checkSlot(0, openPGAdmin(t, pg.dsn("postgres")))
 	f.checkSlot(1, openPGAdmin(t, "postgres://postgres@127.0.0.1:5432/postgres"))
 }
@@ -101,13 +106,16 @@ func TestFaultMariaDBRestartUnderLoad(t *testing.T) {
 	rightDSN, crm := my.createDB(t)
 	f := newFaultLink(t, faultSide{driver: "postgres", dsn: leftDSN, db: erp}, faultSide{driver: "mysql", dsn: rightDSN, db: crm})
 	f.run(func() {
+		down := time.Now()
 		my.kill()
 		t.Log("right MariaDB killed (SIGKILL)")
 		time.Sleep(time.Second) // the server stays down a while
 		my.start()
+		f.serverDown(down, time.Now())
 		t.Log("right MariaDB started again")
 	})
 	f.check()
+	f.checkNeverHidden(true)
 	f.checkSlot(0, openPGAdmin(t, "postgres://postgres@127.0.0.1:5432/postgres"))
 }
 
@@ -182,6 +190,7 @@ type faultLink struct {
 	sides [2]faultSide
 	o     *faultOracle
 	fence [2]string // the fence transaction's WAL insert position, per PostgreSQL side
+	seen  *viewSamples
 }
 
 func newFaultLink(t *testing.T, left, right faultSide) *faultLink {
@@ -246,6 +255,8 @@ func (f *faultLink) run(fault func()) {
 			w.run(stop)
 		}()
 	}
+	f.seen = watchViews(f.p)
+	defer f.seen.stop()
 	start := time.Now()
 	time.Sleep(faultLoadFor * 4 / 10)
 	faultAt := time.Since(start)
@@ -253,6 +264,7 @@ func (f *faultLink) run(fault func()) {
 	faultTook := time.Since(start) - faultAt
 	// The load goes on after the fault, at least a few seconds.
 	time.Sleep(max(faultLoadFor*6/10, 3*time.Second))
+	f.seen.loadEnded()
 	stopWriters()
 	for i, w := range writers {
 		t.Logf("%s writer: %d inserts, %d updates, %d updates of rows handed over by the other side, %d statements with an unknown outcome (re-checked)",
@@ -299,7 +311,7 @@ func (f *faultLink) check() {
 		}
 	}
 	v := f.mapView()
-	if v.Status != "Running" || v.CatchUpErrors != 0 || v.InitErrors != 0 {
+	if v.Status != "Running" || v.CatchUpErrors != 0 || v.InitErrors != 0 || v.Condition != nil {
 		t.Fatalf("map after the fault: %s\nengine warnings and errors:\n%s", f.mapInfo(), problemsIn(f.p.logs.Name()))
 	}
 	// Quiescent: an echo would keep changes flowing after convergence.
@@ -348,6 +360,7 @@ type faultMapView struct {
 	QueueDepth    int64            `json:"queue_depth"`
 	Problems      []string         `json:"problems"`
 	Applied       map[string]int64 `json:"applied"`
+	Condition     *conditionJSON   `json:"condition"`
 }
 
 // applied is the number of changes applied in both directions.
@@ -361,7 +374,7 @@ func (v faultMapView) applied() int64 {
 
 func (f *faultLink) mapView() faultMapView {
 	var v faultMapView
-	resp, err := http.Get(f.p.api + "/api/v1/maps/items")
+	resp, err := f.p.do("GET", "/api/v1/maps/items", nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -374,7 +387,7 @@ func (f *faultLink) mapView() faultMapView {
 
 func (f *faultLink) mapInfo() string {
 	v := f.mapView()
-	return fmt.Sprintf("status %s, %d catch-up errors, %d initial sync errors, queue depth %d, problems %v", v.Status, v.CatchUpErrors, v.InitErrors, v.QueueDepth, v.Problems)
+	return fmt.Sprintf("status %s, condition %+v, %d catch-up errors, %d initial sync errors, queue depth %d, problems %v", v.Status, v.Condition, v.CatchUpErrors, v.InitErrors, v.QueueDepth, v.Problems)
 }
 
 // faultOracle is what the writers know they committed: per key, the last

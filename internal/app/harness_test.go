@@ -134,6 +134,7 @@ func (l *link) call(method, path string, body, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+l.r.Tokens.Operator)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

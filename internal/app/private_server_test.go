@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dualwrite/dualwrite/internal/servertest"
 )
 
 // Private servers: a PostgreSQL or MariaDB server of the test's own, in a
@@ -41,12 +43,12 @@ func pgBinDir() string {
 
 // startPrivatePG initialises and starts a cluster ready for log-based
 // capture (wal_level=logical, trust authentication) and stops it when the
-// test ends. It skips the test when the server binaries are absent.
+// test ends. Without the server binaries the test is skipped, or fails in CI.
 func startPrivatePG(t *testing.T) *privatePG {
 	t.Helper()
 	bin := pgBinDir()
 	if bin == "" {
-		t.Skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed under /usr/lib/postgresql/*/bin; a private server cannot be started")
+		servertest.Missing(t, "PostgreSQL server binaries (initdb, pg_ctl) are not installed under /usr/lib/postgresql/*/bin; a private server cannot be started")
 	}
 	// Not t.TempDir: its parent is private to root, and PostgreSQL runs as
 	// the postgres user when the test runs as root.
@@ -173,7 +175,7 @@ type privateMariaDB struct {
 
 // startPrivateMariaDB installs a fresh data directory and starts mariadbd
 // with the binary log as capture needs it (ROW, FULL images). root has an
-// empty password over TCP. It skips the test when the binaries are absent.
+// empty password over TCP. Without the binaries the test is skipped, or fails in CI.
 func startPrivateMariaDB(t *testing.T) *privateMariaDB {
 	t.Helper()
 	install, err := exec.LookPath("mariadb-install-db")
@@ -181,7 +183,7 @@ func startPrivateMariaDB(t *testing.T) *privateMariaDB {
 		install, err = exec.LookPath("mysql_install_db")
 	}
 	if _, serr := os.Stat("/usr/sbin/mariadbd"); err != nil || serr != nil {
-		t.Skip("MariaDB server binaries (mariadb-install-db, /usr/sbin/mariadbd) are not installed; a private server cannot be started")
+		servertest.Missing(t, "MariaDB server binaries (mariadb-install-db, /usr/sbin/mariadbd) are not installed; a private server cannot be started")
 	}
 	dir := t.TempDir()
 	m := &privateMariaDB{t: t, dir: dir, port: freePort(t), serverID: 1000 + rand.IntN(100000)}

@@ -104,7 +104,7 @@ func testRejectedRows(t *testing.T, target, path string) {
 		waitFor(t, "items running again", func() bool { return p.status("items") == "Running" })
 	}
 	waitFor(t, "the good rows arrive", func() bool {
-		return countWhere(t, crm, "item", "itemcode IN ('G-1', 'G-2', 'G-3')") == 3
+		return countRowsWhere(t, crm, "item", "itemcode IN ('G-1', 'G-2', 'G-3')") == 3
 	})
 	type catchUp struct {
 		ID      int64
@@ -135,7 +135,7 @@ func testRejectedRows(t *testing.T, target, path string) {
 	}
 	// Later changes of other keys keep flowing.
 	mustExec(t, erp, `INSERT INTO items (code, name, qty, note) VALUES ('G-4', 'after', 4, 'n5')`)
-	waitFor(t, "a later row arrives", func() bool { return countWhere(t, crm, "item", "itemcode = 'G-4'") == 1 })
+	waitFor(t, "a later row arrives", func() bool { return countRowsWhere(t, crm, "item", "itemcode = 'G-4'") == 1 })
 
 	// Fix the target, retry everything: every rejected row arrives.
 	for _, q := range relax {
@@ -147,7 +147,7 @@ func testRejectedRows(t *testing.T, target, path string) {
 		// discarded. Its unique violation is fixed on the target.
 		mustExec(t, crm, `UPDATE item SET remark = 'renamed' WHERE itemcode = 'G-2'`)
 		waitFor(t, "the renamed remark reaches the left", func() bool {
-			return countWhere(t, erp, "items", "code = 'G-2' AND note = 'renamed'") == 1
+			return countRowsWhere(t, erp, "items", "code = 'G-2' AND note = 'renamed'") == 1
 		})
 	}
 	var rr struct{ Retried, Succeeded, Failed int }
@@ -169,17 +169,17 @@ func testRejectedRows(t *testing.T, target, path string) {
 	if len(errs) != 3-want {
 		t.Fatalf("after retry: %+v", errs)
 	}
-	if n := countWhere(t, crm, "item", "itemcode = 'B-UNIQUE' AND remark = 'dup'"); n != 1 {
+	if n := countRowsWhere(t, crm, "item", "itemcode = 'B-UNIQUE' AND remark = 'dup'"); n != 1 {
 		t.Errorf("B-UNIQUE on the target after retry: %d rows", n)
 	}
 	if target != "sqlite" {
-		if n := countWhere(t, crm, "item", "itemcode = 'B-CHECK' AND quantity = -1") + countWhere(t, crm, "item", "itemcode = 'B-NULL' AND title IS NULL"); n != 2 {
+		if n := countRowsWhere(t, crm, "item", "itemcode = 'B-CHECK' AND quantity = -1") + countRowsWhere(t, crm, "item", "itemcode = 'B-NULL' AND title IS NULL"); n != 2 {
 			t.Errorf("B-CHECK and B-NULL on the target after retry: %d of 2", n)
 		}
 	}
 }
 
-func countWhere(t *testing.T, db *sql.DB, table, where string) int {
+func countRowsWhere(t *testing.T, db *sql.DB, table, where string) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow("SELECT count(*) FROM " + table + " WHERE " + where).Scan(&n); err != nil {
@@ -238,9 +238,9 @@ maps:
 	}
 	waitFor(t, "items running", func() bool { return p.status("items") == "Running" })
 	mustExec(t, erp, `INSERT INTO items (code, name) VALUES ('S-1', 'short')`)
-	waitFor(t, "a short label is derived back", func() bool { return countWhere(t, erp, "items", "code = 'S-1' AND label = 'short!'") == 1 })
+	waitFor(t, "a short label is derived back", func() bool { return countRowsWhere(t, erp, "items", "code = 'S-1' AND label = 'short!'") == 1 })
 	mustExec(t, erp, `INSERT INTO items (code, name) VALUES ('L-1', 'a name far too long')`)
-	waitFor(t, "the row itself arrives", func() bool { return countWhere(t, crm, "item", "itemcode = 'L-1'") == 1 })
+	waitFor(t, "the row itself arrives", func() bool { return countRowsWhere(t, crm, "item", "itemcode = 'L-1'") == 1 })
 	var list struct {
 		Errors []struct {
 			Key, Code, Message string
@@ -259,6 +259,6 @@ maps:
 		t.Fatalf("retry: %d %s", code, body)
 	}
 	waitFor(t, "the long label is derived back", func() bool {
-		return countWhere(t, erp, "items", "code = 'L-1' AND label = 'a name far too long!'") == 1
+		return countRowsWhere(t, erp, "items", "code = 'L-1' AND label = 'a name far too long!'") == 1
 	})
 }

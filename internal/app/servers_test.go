@@ -189,7 +189,7 @@ func TestPostgresInitialSyncResumesAfterKill(t *testing.T) {
 		t.Fatalf("run: %d %s", code, body)
 	}
 	waitFor(t, "initial sync under way", func() bool {
-		v, err := httpGetJSON(p.api + "/api/v1/maps/items")
+		v, err := httpGetJSON(p, "/api/v1/maps/items")
 		return err == nil && v.InitRowsDone >= 2000
 	})
 	p.kill()
@@ -252,7 +252,7 @@ func TestInitialSyncIntoEmptySideKeepsConcurrentInserts(t *testing.T) {
 		t.Fatalf("run: %d %s", code, body)
 	}
 	waitFor(t, "initial sync under way", func() bool {
-		v, err := httpGetJSON(p.api + "/api/v1/maps/items")
+		v, err := httpGetJSON(p, "/api/v1/maps/items")
 		return err == nil && v.InitRowsDone >= 1000
 	})
 	mustExec(t, crm, `INSERT INTO item (itemcode, title, quantity) VALUES ('NEW-1', 'from crm', 7)`)

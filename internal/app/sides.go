@@ -39,3 +39,20 @@ func sideKey(cfg *config.Config, s config.Side) string {
 	}
 	return "right"
 }
+
+// openSideReadOnly opens a side to describe and check it without writing:
+// validate must not create a SQLite file for a mistyped path, nor any
+// table. The server drivers write only when capture or apply starts.
+func openSideReadOnly(ctx context.Context, cfg *config.Config, s config.Side, log *slog.Logger) (connector.Connector, error) {
+	if s.Driver != "sqlite" {
+		return OpenSide(ctx, cfg, s, log)
+	}
+	c, err := sqlite.OpenReadOnly(ctx, s.DSN, sqlite.Options{Logger: log.With("side", s.Name)})
+	if err != nil {
+		if problem.CodeOf(err) != "" {
+			return nil, err
+		}
+		return nil, problem.Wrap(problem.ConnectionFailed, err, "cannot open side %s (sqlite); check link.%s.dsn", s.Name, sideKey(cfg, s))
+	}
+	return c, nil
+}

@@ -46,7 +46,7 @@ func Check(ctx context.Context, path string, log *slog.Logger) ([]Finding, error
 	}
 	sides := map[mapping.Side]connector.Connector{}
 	for i, s := range []config.Side{cfg.Link.Left, cfg.Link.Right} {
-		c, err := OpenSide(ctx, cfg, s, log)
+		c, err := openSideReadOnly(ctx, cfg, s, log)
 		if err != nil {
 			out = append(out, Finding{Code: string(codeOr(err, problem.ConnectionFailed)), Path: "link." + sideKey(cfg, s), Line: s.Pos.Line, Column: s.Pos.Column, Message: err.Error(), Text: err.Error()})
 			continue
@@ -82,22 +82,44 @@ func Check(ctx context.Context, path string, log *slog.Logger) ([]Finding, error
 	return out, nil
 }
 
-// Validate prints the findings of Check and returns their number.
+// Warnings lists what is allowed but risky in a configuration that loads:
+// serving tokens in clear text to other machines (engine.insecure_listen).
+func Warnings(path string) []string {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if e := cfg.Engine; e.InsecureListen && !e.LoopbackListen() && !e.TLS() {
+		out = append(out, fmt.Sprintf("%s: warning: engine.listen %s is reachable from other machines without TLS (engine.insecure_listen: true): access tokens and session cookies cross the network in clear text", path, e.Listen))
+	}
+	return out
+}
+
+// Validate prints the findings of Check, then the warnings, and returns
+// the number of findings (warnings do not count).
 func Validate(ctx context.Context, path string, w io.Writer, asJSON bool, log *slog.Logger) (int, error) {
 	fs, err := Check(ctx, path, log)
 	if err != nil {
 		return 0, err
 	}
+	warnings := Warnings(path)
 	if asJSON {
 		if fs == nil {
 			fs = []Finding{}
 		}
+		if warnings == nil {
+			warnings = []string{}
+		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return len(fs), enc.Encode(map[string]any{"file": path, "problems": fs})
+		return len(fs), enc.Encode(map[string]any{"file": path, "problems": fs, "warnings": warnings})
 	}
 	for _, f := range fs {
 		fmt.Fprintln(w, f.Text)
+	}
+	for _, x := range warnings {
+		fmt.Fprintln(w, x)
 	}
 	if len(fs) == 0 {
 		fmt.Fprintf(w, "%s: no problems found\n", path)

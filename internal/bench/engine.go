@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/problem"
 )
 
@@ -59,6 +60,8 @@ func engineConfig(link string, left, right side, dataDir, listen string, maps []
 type engineProc struct {
 	cmd     *exec.Cmd
 	api     string // http://127.0.0.1:port
+	dataDir string // where the engine writes its access tokens
+	token   string // the operator token, once the engine has written it
 	logPath string
 	version string
 	maps    []string
@@ -103,7 +106,7 @@ func (b *bench) startEngine(ctx context.Context, left, right side, maps []tableM
 	if err != nil {
 		return nil, fmt.Errorf("create engine log: %w", err)
 	}
-	p := &engineProc{api: "http://" + listen, logPath: logPath, hc: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
+	p := &engineProc{api: "http://" + listen, dataDir: filepath.Join(dir, "state"), logPath: logPath, hc: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
 	for _, m := range maps {
 		p.maps = append(p.maps, m.name)
 	}
@@ -198,6 +201,13 @@ func (p *engineProc) call(ctx context.Context, method, path string, in, out any)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Dualwrite-Actor", "bench")
+	if p.token == "" {
+		// An engine without access tokens (an older --engine) needs none.
+		p.token, _, _ = auth.ReadToken(p.dataDir)
+	}
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
 		return err

@@ -19,6 +19,9 @@ const (
 	Insert Op = iota + 1
 	Update
 	Delete
+	// Truncate empties the table: the change carries no rows. The engine
+	// handles it per map as the map's on_truncate says.
+	Truncate
 )
 
 func (o Op) String() string {
@@ -29,6 +32,8 @@ func (o Op) String() string {
 		return "update"
 	case Delete:
 		return "delete"
+	case Truncate:
+		return "truncate"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }

@@ -153,6 +153,8 @@ func ParseOp(s string) (Op, error) {
 		return Update, nil
 	case "delete":
 		return Delete, nil
+	case "truncate":
+		return Truncate, nil
 	}
 	return 0, fmt.Errorf("unknown op %q", s)
 }

@@ -99,3 +99,25 @@ func TestPositionOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestOpRoundTrip: every op, the truncate included, survives the
+// persisted form (a queued truncate is replayed as one).
+func TestOpRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, op := range []Op{Insert, Update, Delete, Truncate} {
+		b, err := json.Marshal(Change{Table: "t", Op: op})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Change
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if back.Op != op {
+			t.Errorf("%s read back as %s", op, back.Op)
+		}
+	}
+	if _, err := ParseOp("op(9)"); err == nil {
+		t.Error("an unknown op was accepted")
+	}
+}

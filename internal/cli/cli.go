@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -19,10 +20,13 @@ import (
 
 // Handlers are the in-process commands, wired by cmd/dualwrite.
 type Handlers struct {
-	Serve    func(ctx context.Context, configPath string) error
+	// Serve runs the engine; log is built from --log-format and --log-level.
+	Serve    func(ctx context.Context, configPath string, log *slog.Logger) error
 	Validate func(ctx context.Context, configPath string, out io.Writer, asJSON bool) (problems int, err error)
 	Demo     func(ctx context.Context, o DemoOptions) error
 	Bench    func(ctx context.Context, o BenchOptions) error
+	// Ownership runs a `dualwrite ownership` command on a configuration's link.
+	Ownership func(ctx context.Context, o OwnershipOptions) error
 }
 
 // DemoOptions are the flags of `dualwrite demo`.
@@ -33,6 +37,8 @@ type DemoOptions struct {
 	LeftDriver, LeftDSN   string
 	RightDriver, RightDSN string
 	Out                   io.Writer
+	// Logger is built from --log-format and --log-level.
+	Logger *slog.Logger
 }
 
 // BenchOptions are the flags of `dualwrite bench postgres|mysql`.
@@ -59,8 +65,18 @@ type Env struct {
 	// draws a progress bar instead of printing a line per second.
 	IsTerminal bool
 	// Server is the default API URL (cmd/ reads DUALWRITE_SERVER); empty
-	// means DefaultServer.
+	// means the configuration's engine.listen, else DefaultServer.
 	Server string
+	// Token is the default access token (cmd/ reads DUALWRITE_TOKEN).
+	Token string
+	// Config is the default configuration file of the maps commands
+	// (cmd/ reads DUALWRITE_CONFIG).
+	Config string
+	// Version is what --version prints.
+	Version string
+	// Logging is the default of --log-format and --log-level (cmd/ reads
+	// DUALWRITE_LOG_FORMAT and DUALWRITE_LOG_LEVEL).
+	Logging Logging
 
 	// pollEvery is how often --wait polls; zero means every second. Tests
 	// shorten it.
@@ -120,15 +136,17 @@ var groups = []group{{
 	name:    "maps",
 	summary: "inspect and operate the maps of a running engine",
 	desc: "The maps commands talk to a running engine (`dualwrite serve`) over its HTTP API.\n" +
-		"Every one takes --server URL (default $DUALWRITE_SERVER, else " + DefaultServer + ").",
+		"Every one takes --server URL and --token TOKEN; on the engine's machine they default to the\n" +
+		"address and the token of the configuration (--config FILE, $DUALWRITE_CONFIG or ./" + DefaultConfig + ").",
 	examples: []string{"dualwrite maps list", "dualwrite maps run customers --with-related --wait"},
-}}
+}, ownershipGroup}
 
 // runner carries the environment through one Run.
 type runner struct {
-	env  Env
-	h    Handlers
-	args []string // the command line, without the program name
+	env     Env
+	h       Handlers
+	args    []string // the command line, without the program name
+	logging Logging
 }
 
 // Run runs the command line args (without the program name) and returns
@@ -141,14 +159,45 @@ func Run(ctx context.Context, args []string, env Env, h Handlers) int {
 	if env.Stderr == nil {
 		env.Stderr = io.Discard
 	}
-	if env.Server == "" {
-		env.Server = DefaultServer
-	}
 	if env.pollEvery <= 0 {
 		env.pollEvery = time.Second
 	}
-	r := &runner{env: env, h: h, args: args}
+	r := &runner{env: env, h: h, args: args, logging: env.Logging}
+	args, code, done := r.globalFlags(args)
+	if done {
+		return code
+	}
 	return r.dispatch(ctx, args)
+}
+
+// globalFlags parses the flags before the command: --version, and
+// --log-format and --log-level. done reports that the command line was
+// answered (version printed, or a usage error) with code.
+func (r *runner) globalFlags(args []string) (rest []string, code int, done bool) {
+	fs := flag.NewFlagSet("dualwrite", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	version := fs.Bool("version", false, "print the version and exit")
+	r.loggingFlags(fs)
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") && !isHelp(args[i]) {
+		i++
+		if !strings.Contains(args[i-1], "=") && (strings.TrimLeft(args[i-1], "-") == "log-format" || strings.TrimLeft(args[i-1], "-") == "log-level") {
+			i++ // the flag's value
+		}
+	}
+	if err := fs.Parse(args[:min(i, len(args))]); err != nil {
+		fmt.Fprintf(r.env.Stderr, "error: %v\nRun 'dualwrite --help' for usage.\n", err)
+		return nil, exitUsage, true
+	}
+	if *version {
+		v := r.env.Version
+		if v == "" {
+			v = "dev"
+		}
+		fmt.Fprintf(r.env.Stdout, "dualwrite %s\n", v)
+		return nil, exitOK, true
+	}
+	return args[min(i, len(args)):], 0, false
 }
 
 func isHelp(s string) bool { return s == "-h" || s == "--help" || s == "-help" || s == "help" }

@@ -13,9 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dualwrite/dualwrite/internal/api"
-	"github.com/dualwrite/dualwrite/internal/engine"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // requestTimeout bounds one API call. Actions return once the engine has
@@ -24,8 +23,9 @@ const requestTimeout = 60 * time.Second
 
 // client calls the engine's HTTP API as the "cli" actor.
 type client struct {
-	base string
-	hc   *http.Client
+	base  string
+	token string // sent as a bearer token when set
+	hc    *http.Client
 }
 
 // newClient checks the --server URL and returns a client for it.
@@ -60,7 +60,10 @@ func (c *client) call(ctx context.Context, method, path string, in, out any) err
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set(api.ActorHeader, "cli")
+	req.Header.Set(wire.ActorHeader, "cli")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -75,13 +78,21 @@ func (c *client) call(ctx context.Context, method, path string, in, out any) err
 		return problem.Wrap(problem.EngineUnreachable, err, "read the answer of %s", c.base)
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb api.ErrorBody
+		var eb wire.ErrorBody
 		if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
 			return problem.New(problem.BadResponse,
 				"%s answered %s %s with %s and no dualwrite error; check that --server points at a dualwrite engine",
 				c.base, method, path, resp.Status)
 		}
-		return &problem.Error{Code: problem.Code(eb.Error.Code), Message: eb.Error.Message}
+		pe := &problem.Error{Code: problem.Code(eb.Error.Code), Message: eb.Error.Message}
+		if pe.Code == problem.Unauthenticated {
+			if c.token == "" {
+				pe.Message = "the engine needs an access token: pass --token, set DUALWRITE_TOKEN, or run on the engine's machine with --config FILE (the CLI then reads the token in its data_dir)"
+			} else {
+				pe.Message = "the engine refused the access token: it is not one of its tokens (see operator.token in the engine's data_dir)"
+			}
+		}
+		return pe
 	}
 	if out == nil {
 		return nil
@@ -103,38 +114,38 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-func (c *client) maps(ctx context.Context) ([]engine.MapView, error) {
-	var l api.MapList
+func (c *client) maps(ctx context.Context) ([]wire.MapView, error) {
+	var l wire.MapList
 	err := c.call(ctx, http.MethodGet, "/api/v1/maps", nil, &l)
 	return l.Maps, err
 }
 
-func (c *client) mapView(ctx context.Context, name string) (engine.MapView, error) {
-	var v engine.MapView
+func (c *client) mapView(ctx context.Context, name string) (wire.MapView, error) {
+	var v wire.MapView
 	err := c.call(ctx, http.MethodGet, mapPath(name), nil, &v)
 	return v, err
 }
 
-func (c *client) run(ctx context.Context, name string, o engine.RunOptions) (engine.ActionResult, error) {
-	var res engine.ActionResult
+func (c *client) run(ctx context.Context, name string, o wire.RunOptions) (wire.ActionResult, error) {
+	var res wire.ActionResult
 	err := c.call(ctx, http.MethodPost, mapPath(name, "/run"), o, &res)
 	return res, err
 }
 
-func (c *client) pause(ctx context.Context, name string, withRelated bool) (engine.ActionResult, error) {
-	var res engine.ActionResult
-	err := c.call(ctx, http.MethodPost, mapPath(name, "/pause"), api.PauseRequest{WithRelated: withRelated}, &res)
+func (c *client) pause(ctx context.Context, name string, withRelated bool) (wire.ActionResult, error) {
+	var res wire.ActionResult
+	err := c.call(ctx, http.MethodPost, mapPath(name, "/pause"), wire.PauseRequest{WithRelated: withRelated}, &res)
 	return res, err
 }
 
-func (c *client) stop(ctx context.Context, name string) (engine.ActionResult, error) {
-	var res engine.ActionResult
+func (c *client) stop(ctx context.Context, name string) (wire.ActionResult, error) {
+	var res wire.ActionResult
 	err := c.call(ctx, http.MethodPost, mapPath(name, "/stop"), nil, &res)
 	return res, err
 }
 
 // errors lists a map's initial sync or catch-up errors; limit 0 means all.
-func (c *client) errors(ctx context.Context, name string, catchUp bool, limit int) (api.ErrorList, error) {
+func (c *client) errors(ctx context.Context, name string, catchUp bool, limit int) (wire.ErrorList, error) {
 	p := mapPath(name, "/errors")
 	if catchUp {
 		p = mapPath(name, "/catchup-errors")
@@ -142,31 +153,31 @@ func (c *client) errors(ctx context.Context, name string, catchUp bool, limit in
 	if limit > 0 {
 		p += "?limit=" + strconv.Itoa(limit)
 	}
-	var l api.ErrorList
+	var l wire.ErrorList
 	err := c.call(ctx, http.MethodGet, p, nil, &l)
 	return l, err
 }
 
-func (c *client) rerun(ctx context.Context, name string) (engine.RetryResult, error) {
-	var res engine.RetryResult
+func (c *client) rerun(ctx context.Context, name string) (wire.RetryResult, error) {
+	var res wire.RetryResult
 	err := c.call(ctx, http.MethodPost, mapPath(name, "/rerun"), nil, &res)
 	return res, err
 }
 
-func (c *client) retry(ctx context.Context, name string, sel api.Selection) (engine.RetryResult, error) {
-	var res engine.RetryResult
+func (c *client) retry(ctx context.Context, name string, sel wire.Selection) (wire.RetryResult, error) {
+	var res wire.RetryResult
 	err := c.call(ctx, http.MethodPost, mapPath(name, "/catchup-errors/retry"), sel, &res)
 	return res, err
 }
 
-func (c *client) discard(ctx context.Context, name string, sel api.Selection) (api.DiscardResult, error) {
-	var res api.DiscardResult
+func (c *client) discard(ctx context.Context, name string, sel wire.Selection) (wire.DiscardResult, error) {
+	var res wire.DiscardResult
 	err := c.call(ctx, http.MethodPost, mapPath(name, "/catchup-errors/discard"), sel, &res)
 	return res, err
 }
 
-func (c *client) activity(ctx context.Context, name string, limit int) ([]engine.Activity, error) {
-	var l api.ActivityList
+func (c *client) activity(ctx context.Context, name string, limit int) ([]wire.Activity, error) {
+	var l wire.ActivityList
 	err := c.call(ctx, http.MethodGet, mapPath(name, "/activity?limit="+strconv.Itoa(limit)), nil, &l)
 	return l.Activity, err
 }

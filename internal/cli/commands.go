@@ -14,7 +14,7 @@ import (
 
 // commands is the command tree's leaves, in the order help lists them.
 func commands() []*command {
-	return []*command{
+	return append([]*command{
 		{
 			name:    "serve",
 			summary: "run the engine and its HTTP API",
@@ -64,7 +64,7 @@ func commands() []*command {
 			name:     "maps list",
 			summary:  "list the maps with their status, errors and queue",
 			desc:     "List every map of the engine: status, last sync, initial sync and catch-up error counts, and\nthe queue of changes waiting (depth and age of the oldest).",
-			examples: []string{"dualwrite maps list", "dualwrite maps list --output json", "dualwrite maps list --server http://engine:7070"},
+			examples: []string{"dualwrite maps list", "dualwrite maps list --output json", "dualwrite maps list --config /etc/dualwrite/dualwrite.yaml", "dualwrite maps list --server https://engine:7070 --token \"$(cat viewer.token)\""},
 			setup:    setupMapsList,
 		},
 		{
@@ -148,7 +148,7 @@ func commands() []*command {
 			examples: []string{"dualwrite maps log customers", "dualwrite maps log customers --limit 100 --output json"},
 			setup:    setupMapsLog,
 		},
-	}
+	}, ownershipCommands()...)
 }
 
 func noArgs(args []string) error {
@@ -184,6 +184,7 @@ func missingHandler(name string) error {
 
 func setupServe(r *runner, fs *flag.FlagSet) action {
 	config := fs.String("config", "", "the configuration `FILE` (required)")
+	r.loggingFlags(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := noArgs(args); err != nil {
 			return err
@@ -191,10 +192,14 @@ func setupServe(r *runner, fs *flag.FlagSet) action {
 		if *config == "" {
 			return usagef("--config FILE is required")
 		}
+		log, err := r.logger()
+		if err != nil {
+			return err
+		}
 		if r.h.Serve == nil {
 			return missingHandler("serve")
 		}
-		return r.h.Serve(ctx, *config)
+		return r.h.Serve(ctx, *config, log)
 	}
 }
 
@@ -231,6 +236,7 @@ func setupDemo(r *runner, fs *flag.FlagSet) action {
 	fs.StringVar(&o.LeftDSN, "left-dsn", "", "left side's `DSN`")
 	fs.StringVar(&o.RightDriver, "right-driver", "", "right side's `DRIVER`: sqlite, postgres or mysql")
 	fs.StringVar(&o.RightDSN, "right-dsn", "", "right side's `DSN`")
+	r.loggingFlags(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := noArgs(args); err != nil {
 			return err
@@ -245,6 +251,16 @@ func setupDemo(r *runner, fs *flag.FlagSet) action {
 			return missingHandler("demo")
 		}
 		o.Out = r.env.Stdout
+		if r.logging.Level == "" {
+			// The tour's output stays readable: warnings and errors only,
+			// unless a level is asked for.
+			r.logging.Level = "warn"
+		}
+		log, err := r.logger()
+		if err != nil {
+			return err
+		}
+		o.Logger = log
 		return r.h.Demo(ctx, o)
 	}
 }
@@ -293,13 +309,6 @@ func commandLine(args []string) string {
 		parts = append(parts, a)
 	}
 	return strings.Join(parts, " ")
-}
-
-// serverFlag adds --server to a maps command and returns the client
-// constructor for its value.
-func (r *runner) serverFlag(fs *flag.FlagSet) func() (*client, error) {
-	s := fs.String("server", r.env.Server, "the engine's API `URL` (env DUALWRITE_SERVER)")
-	return func() (*client, error) { return newClient(*s) }
 }
 
 // idSelection reads retry and discard's (--all | ID...) arguments.

@@ -8,15 +8,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dualwrite/dualwrite/internal/api"
-	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // progressWidth is the progress bar's width in cells.
 const progressWidth = 30
 
 func setupMapsList(r *runner, fs *flag.FlagSet) action {
-	connect := r.serverFlag(fs)
+	connect := r.connectFlags(fs)
 	output := outputFlag(fs, "table", "json")
 	return func(ctx context.Context, args []string) error {
 		asJSON, err := output()
@@ -36,9 +35,9 @@ func setupMapsList(r *runner, fs *flag.FlagSet) action {
 		}
 		if asJSON {
 			if ms == nil {
-				ms = []engine.MapView{}
+				ms = []wire.MapView{}
 			}
-			return writeJSON(r.env.Stdout, api.MapList{Maps: ms})
+			return writeJSON(r.env.Stdout, wire.MapList{Maps: ms})
 		}
 		return writeMapTable(r.env.Stdout, ms)
 	}
@@ -47,7 +46,7 @@ func setupMapsList(r *runner, fs *flag.FlagSet) action {
 // mapCommand is the common start of the commands on one map: output
 // format, the NAME argument and the client.
 func (r *runner) mapCommand(fs *flag.FlagSet, formats ...string) func(args []string) (c *client, name string, asJSON bool, err error) {
-	connect := r.serverFlag(fs)
+	connect := r.connectFlags(fs)
 	output := outputFlag(fs, formats...)
 	return func(args []string) (*client, string, bool, error) {
 		asJSON, err := output()
@@ -83,7 +82,7 @@ func setupMapsShow(r *runner, fs *flag.FlagSet) action {
 
 // writeAction prints the answer to run, pause or stop: the map's new
 // status and the related maps acted on or recommended.
-func writeAction(w io.Writer, res engine.ActionResult, recommend string) {
+func writeAction(w io.Writer, res wire.ActionResult, recommend string) {
 	fmt.Fprintf(w, "%s: %s\n", res.Map, res.Status)
 	switch {
 	case len(res.Acted) > 0:
@@ -96,13 +95,13 @@ func writeAction(w io.Writer, res engine.ActionResult, recommend string) {
 // RunWaitResult is the JSON output of `maps run --wait`: the answer to
 // the action and the map once it left Initializing or Resuming.
 type RunWaitResult struct {
-	Result engine.ActionResult `json:"result"`
-	Map    engine.MapView      `json:"map"`
+	Result wire.ActionResult `json:"result"`
+	Map    wire.MapView      `json:"map"`
 }
 
 func setupMapsRun(r *runner, fs *flag.FlagSet) action {
 	start := r.mapCommand(fs, "text", "json")
-	var o engine.RunOptions
+	var o wire.RunOptions
 	fs.BoolVar(&o.WithRelated, "with-related", false, "also run, first, the maps this map depends on that are not running")
 	fs.BoolVar(&o.SkipInitialSync, "skip-initial-sync", false, "start live sync without copying existing rows")
 	fs.StringVar(&o.Master, "master", "", "the `SIDE` whose rows win in the initial sync, left or right (default: the map's)")
@@ -144,7 +143,7 @@ func setupMapsRun(r *runner, fs *flag.FlagSet) action {
 // wait polls the map until it leaves Initializing and Resuming, drawing
 // progress on stderr: a bar redrawn in place on a terminal, a line per
 // poll otherwise.
-func (r *runner) wait(ctx context.Context, c *client, name string) (engine.MapView, error) {
+func (r *runner) wait(ctx context.Context, c *client, name string) (wire.MapView, error) {
 	tick := time.NewTicker(r.env.pollEvery)
 	defer tick.Stop()
 	started := time.Now()
@@ -164,12 +163,12 @@ func (r *runner) wait(ctx context.Context, c *client, name string) (engine.MapVi
 			}
 			return m, err
 		}
-		if m.Status != engine.Initializing && m.Status != engine.Resuming {
+		if m.Status != wire.Initializing && m.Status != wire.Resuming {
 			endLine()
 			return m, nil
 		}
 		line := fmt.Sprintf("%s: Resuming, %s queued", m.Name, plural(m.QueueDepth, "change", "changes"))
-		if m.Status == engine.Initializing {
+		if m.Status == wire.Initializing {
 			if firstDone < 0 {
 				firstDone = m.InitRowsDone
 			}
@@ -251,7 +250,7 @@ func setupMapsErrors(r *runner, fs *flag.FlagSet) action {
 		}
 		if asJSON {
 			if l.Errors == nil {
-				l.Errors = []engine.RowError{}
+				l.Errors = []wire.RowError{}
 			}
 			return writeJSON(r.env.Stdout, l)
 		}
@@ -267,7 +266,7 @@ func setupMapsErrors(r *runner, fs *flag.FlagSet) action {
 	}
 }
 
-func writeRetry(w io.Writer, name, what string, res engine.RetryResult, hint string) {
+func writeRetry(w io.Writer, name, what string, res wire.RetryResult, hint string) {
 	fmt.Fprintf(w, "%s: retried %s: %d succeeded, %d failed\n", name, plural(int64(res.Retried), what, what+"s"), res.Succeeded, res.Failed)
 	if res.Failed > 0 {
 		fmt.Fprintf(w, "see `%s`\n", hint)
@@ -294,21 +293,21 @@ func setupMapsRerun(r *runner, fs *flag.FlagSet) action {
 }
 
 // selectionCommand is the common start of retry and discard.
-func (r *runner) selectionCommand(fs *flag.FlagSet) func(args []string) (*client, string, api.Selection, bool, error) {
-	connect := r.serverFlag(fs)
+func (r *runner) selectionCommand(fs *flag.FlagSet) func(args []string) (*client, string, wire.Selection, bool, error) {
+	connect := r.connectFlags(fs)
 	output := outputFlag(fs, "text", "json")
 	all := fs.Bool("all", false, "act on every catch-up error of the map")
-	return func(args []string) (*client, string, api.Selection, bool, error) {
+	return func(args []string) (*client, string, wire.Selection, bool, error) {
 		asJSON, err := output()
 		if err != nil {
-			return nil, "", api.Selection{}, false, err
+			return nil, "", wire.Selection{}, false, err
 		}
 		name, ids, err := idSelection(*all, args)
 		if err != nil {
-			return nil, "", api.Selection{}, false, err
+			return nil, "", wire.Selection{}, false, err
 		}
 		c, err := connect()
-		return c, name, api.Selection{IDs: ids, All: *all}, asJSON, err
+		return c, name, wire.Selection{IDs: ids, All: *all}, asJSON, err
 	}
 }
 
@@ -367,9 +366,9 @@ func setupMapsLog(r *runner, fs *flag.FlagSet) action {
 		}
 		if asJSON {
 			if acts == nil {
-				acts = []engine.Activity{}
+				acts = []wire.Activity{}
 			}
-			return writeJSON(r.env.Stdout, api.ActivityList{Activity: acts})
+			return writeJSON(r.env.Stdout, wire.ActivityList{Activity: acts})
 		}
 		return writeActivityTable(r.env.Stdout, acts)
 	}

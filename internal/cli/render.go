@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // topErrors is how many errors the errors table shows before pointing at
@@ -41,7 +41,7 @@ func formatAge(sec float64) string {
 	return (time.Duration(sec * float64(time.Second))).Round(time.Second).String()
 }
 
-func formatQueue(m engine.MapView) string {
+func formatQueue(m wire.MapView) string {
 	if m.QueueDepth == 0 {
 		return "-"
 	}
@@ -55,18 +55,38 @@ func percent(done, total int64) int {
 	return int(min(done, total) * 100 / total)
 }
 
-func formatStatus(m engine.MapView) string {
+func formatStatus(m wire.MapView) string {
 	s := string(m.Status)
-	if m.Status == engine.Initializing && m.InitRowsTotal > 0 {
+	if m.Status == wire.Initializing && m.InitRowsTotal > 0 {
 		s += fmt.Sprintf(" %d%%", percent(m.InitRowsDone, m.InitRowsTotal))
+	}
+	if m.StartFailures > 0 {
+		s += " (" + plural(int64(m.StartFailures), "failed start", "failed starts") + ")"
 	}
 	if len(m.Problems) > 0 {
 		s += " (" + plural(int64(len(m.Problems)), "problem", "problems") + ")"
 	}
+	if c := m.Condition; c != nil {
+		// Never a bare "Running" while the map does not sync.
+		s += fmt.Sprintf(", %s %s", strings.ToUpper(c.Kind), c.Code)
+	}
 	return s
 }
 
-func writeMapTable(w io.Writer, ms []engine.MapView) error {
+// formatCondition is the detail line of a stall or an engine stop.
+func formatCondition(c *wire.Condition) string {
+	what := "STALLED"
+	if c.Kind == wire.ConditionStopped {
+		what = "STOPPED by the engine"
+	}
+	where := ""
+	if c.Side != "" {
+		where = " on " + c.Side
+	}
+	return fmt.Sprintf("%s%s since %s: %s %s", what, where, formatTime(c.Since), c.Code, c.Message)
+}
+
+func writeMapTable(w io.Writer, ms []wire.MapView) error {
 	if len(ms) == 0 {
 		_, err := fmt.Fprintln(w, "no maps are configured")
 		return err
@@ -87,7 +107,7 @@ func joinOr(items []string, none string) string {
 	return strings.Join(items, ", ")
 }
 
-func writeMapDetail(w io.Writer, m engine.MapView) error {
+func writeMapDetail(w io.Writer, m wire.MapView) error {
 	tw := newTable(w)
 	actions := make([]string, len(m.Actions))
 	for i, a := range m.Actions {
@@ -96,6 +116,9 @@ func writeMapDetail(w io.Writer, m engine.MapView) error {
 	fmt.Fprintf(tw, "Name:\t%s\n", m.Name)
 	fmt.Fprintf(tw, "Tables:\t%s <-> %s\n", m.Left, m.Right)
 	fmt.Fprintf(tw, "Status:\t%s\n", m.Status)
+	if m.Condition != nil {
+		fmt.Fprintf(tw, "Condition:\t%s\n", formatCondition(m.Condition))
+	}
 	fmt.Fprintf(tw, "Actions:\t%s\n", joinOr(actions, "-"))
 	fmt.Fprintf(tw, "Master:\t%s\n", m.Master)
 	fmt.Fprintf(tw, "Depends on:\t%s\n", joinOr(m.DependsOn, "-"))
@@ -103,6 +126,9 @@ func writeMapDetail(w io.Writer, m engine.MapView) error {
 	fmt.Fprintf(tw, "Initial sync:\t%d/%d rows (%d%%), %d errors\n", m.InitRowsDone, m.InitRowsTotal,
 		percent(m.InitRowsDone, m.InitRowsTotal), m.InitErrors)
 	fmt.Fprintf(tw, "Catch-up errors:\t%d\n", m.CatchUpErrors)
+	if m.StartFailures > 0 {
+		fmt.Fprintf(tw, "Failed starts:\t%d in a row; last: %s\n", m.StartFailures, m.LastStartError)
+	}
 	if m.QueueDepth > 0 {
 		fmt.Fprintf(tw, "Queue:\t%d changes, %d bytes, oldest %s\n", m.QueueDepth, m.QueueBytes, formatAge(m.QueueAgeSec))
 	} else {
@@ -130,7 +156,7 @@ func writeMapDetail(w io.Writer, m engine.MapView) error {
 
 // writeErrorTable shows the first topErrors of errs and how many more
 // there are in total.
-func writeErrorTable(w io.Writer, errs []engine.RowError, total int, catchUp bool) error {
+func writeErrorTable(w io.Writer, errs []wire.RowError, total int, catchUp bool) error {
 	tw := newTable(w)
 	header := "ID\tTIME\tDIRECTION\tKEY\tCODE\tMESSAGE"
 	if catchUp {
@@ -138,7 +164,7 @@ func writeErrorTable(w io.Writer, errs []engine.RowError, total int, catchUp boo
 	}
 	fmt.Fprintln(tw, header)
 	for _, e := range errs[:min(len(errs), topErrors)] {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s", e.ID, formatTime(e.Time), e.Direction, e.Key, e.Code, e.Message)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s", e.ID, formatTime(e.Time), e.Direction, keyText(e), e.Code, e.Message)
 		if catchUp {
 			fmt.Fprintf(tw, "\t%d", e.Changes)
 		}
@@ -154,7 +180,7 @@ func writeErrorTable(w io.Writer, errs []engine.RowError, total int, catchUp boo
 	return nil
 }
 
-func writeActivityTable(w io.Writer, acts []engine.Activity) error {
+func writeActivityTable(w io.Writer, acts []wire.Activity) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "TIME\tACTOR\tKIND\tMESSAGE")
 	for _, a := range acts {
@@ -192,7 +218,7 @@ func renderProgress(done, total int64, rate float64, width int) string {
 
 // formatLag shows the largest capture lag of the map's sides, with the log
 // the source retains for it: "1.2s 4.0 MiB", "-" when no side reports lag.
-func formatLag(lags []engine.SideLag) string {
+func formatLag(lags []wire.SideLag) string {
 	if len(lags) == 0 {
 		return "-"
 	}
@@ -215,4 +241,13 @@ func formatBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// keyText is the error's key as people read it ("usmf / C00012"), from an
+// older server's raw key when it sends no key_text.
+func keyText(e wire.RowError) string {
+	if e.KeyText != "" {
+		return e.KeyText
+	}
+	return wire.KeyText(e.Key)
 }

@@ -11,7 +11,7 @@ import (
 func (r *runner) topUsage(w io.Writer) {
 	fmt.Fprint(w, `dualwrite keeps two applications' databases in sync both ways, in near real time.
 
-Usage: dualwrite COMMAND [flags]
+Usage: dualwrite [--version] [--log-format text|json] [--log-level LEVEL] COMMAND [flags]
 
 Commands:
 `)

@@ -19,6 +19,8 @@ type Config struct {
 	Link   Link   `yaml:"link"`
 	Engine Engine `yaml:"engine"`
 	Maps   []Map  `yaml:"maps"`
+	// Notify holds the alert channels (alert.go).
+	Notify Notify `yaml:"notify"`
 	// File is the path the configuration was loaded from.
 	File string `yaml:"-"`
 	// positions holds the line and column of every value in the file by
@@ -51,8 +53,24 @@ type Engine struct {
 	// DataDir holds the control store and the durable queue. Default:
 	// ".dualwrite" beside the configuration file.
 	DataDir string `yaml:"data_dir"`
-	// Listen is the HTTP API address. Default "127.0.0.1:7070".
+	// Listen is the address of the HTTP API, the web workspace and the
+	// metrics. Default "127.0.0.1:7070". An address other than loopback
+	// needs TLS (TLSCert and TLSKey) or InsecureListen.
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files of the server's certificate (chain)
+	// and private key. When both are set the engine serves HTTPS. Relative
+	// paths are resolved beside the configuration file.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// InsecureListen allows a non-loopback Listen without TLS, where the
+	// network between the operators and the engine is trusted (or TLS ends
+	// at a proxy in front). Tokens and session cookies then cross it in
+	// clear text. Default false.
+	InsecureListen bool `yaml:"insecure_listen"`
+	// TrustedOrigins are origins ("https://dw.example.com") besides the
+	// engine's own address from which browsers may change state: the
+	// public address of a reverse proxy that rewrites the Host header.
+	TrustedOrigins []string `yaml:"trusted_origins"`
 	// QueueRetention is how long a paused map's queued changes are kept.
 	// Default 24h.
 	QueueRetention Duration `yaml:"queue_retention"`
@@ -103,6 +121,20 @@ const (
 	RightToLeft Direction = "right_to_left"
 )
 
+// OnTruncate is what a map does when one of its tables is truncated.
+type OnTruncate string
+
+const (
+	// TruncateStop stops the map (Not running) with DW2011, for a person
+	// to decide. The default: docs/adr/20261204-truncate-per-map.md.
+	TruncateStop OnTruncate = "stop"
+	// TruncateResync stops the map and runs it again with initial sync.
+	TruncateResync OnTruncate = "resync"
+	// TruncatePropagate deletes every row of the other side's table that
+	// is within the map's filter, in one target transaction.
+	TruncatePropagate OnTruncate = "propagate"
+)
+
 // Map is a table map.
 type Map struct {
 	Name  string `yaml:"name"`
@@ -117,6 +149,10 @@ type Map struct {
 	Master string `yaml:"master"`
 	// InitialSync copies pre-existing rows on Run; default true.
 	InitialSync *bool `yaml:"initial_sync"`
+	// OnTruncate says what a TRUNCATE of one of the map's tables does:
+	// stop the map (default), resync it, or propagate the truncate to the
+	// other side's rows within the map's filter.
+	OnTruncate OnTruncate `yaml:"on_truncate"`
 	// Order places the map among others where dependencies allow; lower
 	// first. Default: the map's position in the file.
 	Order     int         `yaml:"order"`
@@ -125,7 +161,9 @@ type Map struct {
 	Columns   []ColumnMap `yaml:"columns"`
 	Lookups   []Lookup    `yaml:"lookups"`
 	Filter    Filter      `yaml:"filter"`
-	Pos       Pos         `yaml:"-"`
+	// Alerts are the map's alert rules (alert.go); none by default.
+	Alerts []AlertRule `yaml:"alerts"`
+	Pos    Pos         `yaml:"-"`
 }
 
 // KeyColumn is one entry of the integration key: usually one column on

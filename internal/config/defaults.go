@@ -15,6 +15,12 @@ func (c *Config) ApplyDefaults() {
 		e.DataDir = DefaultDataDir
 	}
 	e.DataDir = c.resolveFile(e.DataDir)
+	if e.TLSCert != "" {
+		e.TLSCert = c.resolveFile(e.TLSCert)
+	}
+	if e.TLSKey != "" {
+		e.TLSKey = c.resolveFile(e.TLSKey)
+	}
 	if e.Listen == "" {
 		e.Listen = DefaultListen
 	}
@@ -44,6 +50,7 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Maps {
 		c.Maps[i].applyDefaults(i)
 	}
+	c.Notify.applyDefaults()
 }
 
 func (m *Map) applyDefaults(index int) {
@@ -56,6 +63,9 @@ func (m *Map) applyDefaults(index int) {
 	if m.InitialSync == nil {
 		yes := true
 		m.InitialSync = &yes
+	}
+	if m.OnTruncate == "" {
+		m.OnTruncate = TruncateStop
 	}
 	if m.Order == 0 {
 		m.Order = index
@@ -75,6 +85,9 @@ func (m *Map) applyDefaults(index int) {
 		default:
 			col.Direction = m.Direction
 		}
+	}
+	for i := range m.Alerts {
+		m.Alerts[i].ApplyDefaults()
 	}
 	for i := range m.Lookups {
 		if m.Lookups[i].Direction == "" {

@@ -47,6 +47,12 @@ func Parse(name string, data []byte) (*Config, error) {
 	expandDSN(d, "link.left.dsn", &c.Link.Left.DSN)
 	expandDSN(d, "link.right.dsn", &c.Link.Right.DSN)
 	expandDSN(d, "engine.queue_url", &c.Engine.QueueURL)
+	for i := range c.Notify.Webhooks {
+		expandDSN(d, fmt.Sprintf("notify.webhooks[%d].url", i), &c.Notify.Webhooks[i].URL)
+	}
+	for i := range c.Notify.Email {
+		expandDSN(d, fmt.Sprintf("notify.email[%d].password", i), &c.Notify.Email[i].Password)
+	}
 	if len(d.issues) > 0 {
 		sortIssues(d.issues)
 		return nil, d.issues.Err()

@@ -438,7 +438,8 @@ func TestFullConfigValues(t *testing.T) {
 	}
 	e := c.Engine
 	if e.DataDir != "/var/lib/dualwrite" || e.Listen != "0.0.0.0:8080" || e.QueueRetention.D() != 48*time.Hour || e.QueueWarnAt.D() != 12*time.Hour ||
-		e.PollInterval.D() != 250*time.Millisecond || e.QueueURL != "nats://127.0.0.1:4222" || e.ChunkSize != 500 || e.RetainedLogWarn != 2147483648 {
+		e.PollInterval.D() != 250*time.Millisecond || e.QueueURL != "nats://127.0.0.1:4222" || e.ChunkSize != 500 || e.RetainedLogWarn != 2147483648 ||
+		e.TLSCert != "/etc/dualwrite/cert.pem" || e.TLSKey != "/etc/dualwrite/key.pem" || !e.TLS() || e.InsecureListen {
 		t.Errorf("engine = %+v", e)
 	}
 	cur := c.MapByName("currencies")
@@ -451,6 +452,13 @@ func TestFullConfigValues(t *testing.T) {
 	}
 	if col := cust.Columns[3]; col.LeftToRight != "blocked == 1 ? 1 : 0" || col.RightToLeft != "statecode == 1 ? 1 : 0" || col.Default != false {
 		t.Errorf("expression column = %+v", col)
+	}
+	if a := cust.Alerts; len(a) != 6 || a[0].String() != "10 errors in 15m → pause" || a[1].Notify[0] != "ops-mail" || a[1].Action != AlertNotify ||
+		a[2].RetentionPercent != 50 || a[3].RetainedLogAbove != 2147483648 || a[4].StalledAfter.D() != 10*time.Minute || a[5].Action != AlertStop {
+		t.Errorf("alerts = %+v", a)
+	}
+	if n := c.Notify; len(n.Webhooks) != 1 || n.Webhooks[0].Format != WebhookSlack || len(n.Email) != 1 || n.Email[0].To[1] != "erp-team@example.com" || n.Email[0].Password != "secret" {
+		t.Errorf("notify = %+v", n)
 	}
 	if issues := c.Validate(); len(issues) != 0 {
 		t.Errorf("full.yaml has issues:\n%s", Issues(issues).Error())
@@ -477,6 +485,19 @@ func stripPositions(c *Config) Config {
 		for j := range m.Lookups {
 			m.Lookups[j].Pos = Pos{}
 		}
+		m.Alerts = append([]AlertRule(nil), m.Alerts...)
+		for j := range m.Alerts {
+			m.Alerts[j].Pos = Pos{}
+		}
+	}
+	out.Notify.Pos = Pos{}
+	out.Notify.Webhooks = append([]Webhook(nil), c.Notify.Webhooks...)
+	for j := range out.Notify.Webhooks {
+		out.Notify.Webhooks[j].Pos = Pos{}
+	}
+	out.Notify.Email = append([]Email(nil), c.Notify.Email...)
+	for j := range out.Notify.Email {
+		out.Notify.Email[j].Pos = Pos{}
 	}
 	return out
 }

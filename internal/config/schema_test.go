@@ -167,6 +167,10 @@ func TestSchemaKnowsEveryField(t *testing.T) {
 		{ColumnMap{}, item("columns")},
 		{Lookup{}, item("lookups")},
 		{Filter{}, mapProps["filter"].(map[string]any)["properties"].(map[string]any)},
+		{AlertRule{}, props("$defs", "alert")},
+		{Notify{}, props("properties", "notify")},
+		{Webhook{}, props("properties", "notify")["webhooks"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)},
+		{Email{}, props("properties", "notify")["email"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)},
 	} {
 		_, names, _ := yamlFields(reflectType(tc.v))
 		for _, n := range names {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ func (c *Config) Validate() []Issue {
 	v := &validator{c: c}
 	v.link()
 	v.engine()
+	v.notify()
 	names := map[string]int{}
 	for i := range c.Maps {
 		m := &c.Maps[i]
@@ -55,6 +57,7 @@ func (c *Config) Validate() []Issue {
 			}
 		}
 		v.mapping(i, m, p)
+		v.alerts(m, p)
 	}
 	v.issues = append(v.issues, c.cycleIssues()...)
 	sortIssues(v.issues)
@@ -101,6 +104,18 @@ func (v *validator) engine() {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add(problem.ConfigInvalid, "", "engine.listen", "listen port %q in %q is not a port number; write e.g. %s:7070", port, e.Listen, host)
 	}
+	for i, o := range e.TrustedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			v.add(problem.ConfigInvalid, "", fmt.Sprintf("engine.trusted_origins[%d]", i), "trusted origin %q is not an origin; write scheme://host[:port], e.g. https://dualwrite.example.com", o)
+		}
+	}
+	if (e.TLSCert == "") != (e.TLSKey == "") {
+		v.add(problem.ConfigInvalid, "", "engine.tls_cert", "tls_cert and tls_key go together: give both PEM files to serve HTTPS, or neither")
+	}
+	if !e.LoopbackListen() && !e.TLS() && !e.InsecureListen {
+		v.add(problem.ListenInsecure, "", "engine.listen",
+			"listen address %q is reachable from other machines but TLS is not configured: tokens would cross the network in clear text; set engine.tls_cert and engine.tls_key, listen on 127.0.0.1, or set engine.insecure_listen: true if the network is trusted", e.Listen)
+	}
 	for _, d := range []struct {
 		name string
 		d    Duration
@@ -122,6 +137,24 @@ func (v *validator) engine() {
 	if e.RetainedLogWarn < 0 {
 		v.add(problem.ConfigInvalid, "", "engine.retained_log_warn", "retained_log_warn is negative (%d); give a size in bytes or remove it for 1 GiB", e.RetainedLogWarn)
 	}
+}
+
+// TLS reports whether the engine serves HTTPS.
+func (e *Engine) TLS() bool { return e.TLSCert != "" && e.TLSKey != "" }
+
+// LoopbackListen reports whether Listen accepts connections from this
+// machine only: a loopback IP or "localhost". An empty host (":7070") or
+// 0.0.0.0 listens on every interface.
+func (e *Engine) LoopbackListen() bool {
+	host, _, err := net.SplitHostPort(e.Listen)
+	if err != nil {
+		return true // reported as malformed elsewhere
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validDirection(d Direction) bool { return d == Both || d == LeftToRight || d == RightToLeft }
@@ -158,6 +191,12 @@ func (v *validator) mapping(i int, m *Map, p string) {
 		if m.Master == "" || (m.Master != c.Link.Left.Name && m.Master != c.Link.Right.Name) {
 			v.add(problem.ConfigInvalid, m.Name, p+".master", "master %q is not a side; use left, right, %q or %q", m.Master, c.Link.Left.Name, c.Link.Right.Name)
 		}
+	}
+
+	switch m.OnTruncate {
+	case "", TruncateStop, TruncateResync, TruncatePropagate:
+	default:
+		v.add(problem.ConfigInvalid, m.Name, p+".on_truncate", "on_truncate %q is not one of stop, resync, propagate", m.OnTruncate)
 	}
 
 	for j, d := range m.DependsOn {

@@ -110,6 +110,40 @@ maps: []
 			code: problem.ConfigInvalid, path: "link.right.name", at: at{4, "erp"}, msg: "both sides are named",
 		},
 		{
+			name: "listen on every interface without TLS",
+			src: `link:
+  name: t
+  left: {name: erp, driver: sqlite, dsn: ./a.db}
+  right: {name: crm, driver: sqlite, dsn: ./b.db}
+engine:
+  listen: 0.0.0.0:7070
+`,
+			code: problem.ListenInsecure, path: "engine.listen", at: at{6, "0.0.0.0"}, msg: "TLS is not configured",
+		},
+		{
+			name: "trusted origin with a path",
+			src: `link:
+  name: t
+  left: {name: erp, driver: sqlite, dsn: ./a.db}
+  right: {name: crm, driver: sqlite, dsn: ./b.db}
+engine:
+  trusted_origins: [https://dw.example.com/ui]
+`,
+			code: problem.ConfigInvalid, path: "engine.trusted_origins[0]", at: at{6, "https"}, msg: "is not an origin",
+		},
+		{
+			name: "tls cert without key",
+			src: `link:
+  name: t
+  left: {name: erp, driver: sqlite, dsn: ./a.db}
+  right: {name: crm, driver: sqlite, dsn: ./b.db}
+engine:
+  listen: 127.0.0.1:7070
+  tls_cert: cert.pem
+`,
+			code: problem.ConfigInvalid, path: "engine.tls_cert", at: at{7, "cert.pem"}, msg: "tls_cert and tls_key go together",
+		},
+		{
 			name: "bad listen address",
 			src: `link:
   name: t
@@ -205,6 +239,17 @@ engine:
     columns: [{left: id, right: id}]
 `,
 			code: problem.ConfigInvalid, path: "maps[0].master", at: at{9, "sap"}, msg: `master "sap" is not a side; use left, right, "erp" or "crm"`,
+		},
+		{
+			name: "on_truncate not an action",
+			src: `  - name: m
+    left: a
+    right: b
+    on_truncate: ignore
+    key: [{left: id, right: id}]
+    columns: [{left: id, right: id}]
+`,
+			code: problem.ConfigInvalid, path: "maps[0].on_truncate", at: at{9, "ignore"}, msg: `on_truncate "ignore" is not one of stop, resync, propagate`,
 		},
 		{
 			name: "key missing",

@@ -332,6 +332,22 @@ type Positioner interface {
 	Position() change.Position
 }
 
+// StallReporter is implemented by capturers that reconnect on their own
+// in the background: Stalled returns why the stream cannot progress right
+// now (the server cannot be reached, a reconnect fails), or nil while it
+// streams. The error carries a problem code where the driver knows one.
+type StallReporter interface {
+	Stalled() error
+}
+
+// SchemaWatcher is implemented by capturers that see table definitions
+// change in the log (PostgreSQL relation messages, MariaDB/MySQL DDL
+// events). SchemaChanges returns the watched tables (configured names)
+// whose definition may have changed since the previous call.
+type SchemaWatcher interface {
+	SchemaChanges() []string
+}
+
 // EchoCounter is implemented by capturers that count the engine's own
 // writes they dropped.
 type EchoCounter interface {

@@ -24,10 +24,12 @@ import (
 
 	_ "modernc.org/sqlite" // SQLite for the demo databases
 
-	"github.com/dualwrite/dualwrite/internal/api"
 	"github.com/dualwrite/dualwrite/internal/app"
+	"github.com/dualwrite/dualwrite/internal/auth"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/engine"
+	"github.com/dualwrite/dualwrite/internal/store"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // Options configure the demo.
@@ -69,6 +71,18 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fmt.Errorf("create demo directory: %w", err)
 	}
+	// Invariant: one engine per data_dir, locked before the demo touches
+	// its databases.
+	lock, err := store.LockDir(filepath.Join(o.Dir, "state"))
+	if err != nil {
+		return err
+	}
+	locked := true
+	defer func() {
+		if locked {
+			lock.Unlock()
+		}
+	}()
 	if o.Listen == "" {
 		o.Listen = config.DefaultListen
 	}
@@ -110,14 +124,17 @@ func Run(ctx context.Context, o Options) error {
 	if issues := cfg.Validate(); len(issues) > 0 {
 		return fmt.Errorf("demo configuration: %s", issues[0])
 	}
-	r, err := app.Start(ctx, cfg, log)
+	locked = false // the Running owns the lock now
+	r, err := app.StartLocked(ctx, cfg, log, lock)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	t.api = "http://" + r.Addr
+	t.api = r.URL
+	t.token = r.Tokens.Operator
 	t.eng = r.Engine
-	fmt.Fprintf(out, "Engine API on %s (configuration %s)\n\n", t.api, cfgPath)
+	fmt.Fprintf(out, "Workspace: %s/ (open it in a browser; sign in with the token in %s)\nEngine API on %s (configuration %s)\n\n",
+		t.api, auth.TokenPath(cfg.Engine.DataDir, auth.Operator), t.api, cfgPath)
 
 	if err := t.run(ctx); err != nil {
 		return err
@@ -141,7 +158,8 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch, or use `dualwrite maps list --server %s`. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, t.api)
+	fmt.Fprintf(out, "\nThe engine keeps running: edit %s or %s and watch in the workspace at %s/. Ctrl-C stops.\n", o.LeftDSN, o.RightDSN, t.api)
+	fmt.Fprintf(out, "From another terminal, the maps commands find the engine and its access token through the configuration:\n\n  export DUALWRITE_CONFIG=%s\n  dualwrite maps list\n", cfgPath)
 	select {
 	case <-ctx.Done():
 		return nil
@@ -154,6 +172,7 @@ type tour struct {
 	out      io.Writer
 	log      *slog.Logger
 	api      string
+	token    string // the operator token, sent with every request
 	eng      *engine.Engine
 	erp, crm *sql.DB
 }
@@ -321,7 +340,7 @@ func (t *tour) verifyAll(ctx context.Context) (bool, error) {
 func (t *tour) waitAll(ctx context.Context, st engine.Status) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var list api.MapList
+		var list wire.MapList
 		if err := t.get(ctx, "/api/v1/maps", &list); err != nil {
 			return err
 		}
@@ -342,7 +361,7 @@ func (t *tour) waitAll(ctx context.Context, st engine.Status) error {
 }
 
 func (t *tour) mapsTable(ctx context.Context) error {
-	var list api.MapList
+	var list wire.MapList
 	if err := t.get(ctx, "/api/v1/maps", &list); err != nil {
 		return err
 	}
@@ -355,7 +374,7 @@ func (t *tour) mapsTable(ctx context.Context) error {
 }
 
 func (t *tour) activity(ctx context.Context, name string) ([]engine.Activity, error) {
-	var list api.ActivityList
+	var list wire.ActivityList
 	err := t.get(ctx, "/api/v1/maps/"+name+"/activity?limit=50", &list)
 	return list.Activity, err
 }
@@ -485,6 +504,7 @@ func (t *tour) call(ctx context.Context, method, path string, body, out any) err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Dualwrite-Actor", "demo")
+	req.Header.Set("Authorization", "Bearer "+t.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)

@@ -6,7 +6,9 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,8 +84,16 @@ func TestDemoOnServers(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer db.Close()
+				// Only this run's databases: other tests on the shared
+				// server may hold demo slots of their own meanwhile.
+				var dbs []string
+				for _, dsn := range []string{o.LeftDSN, o.RightDSN} {
+					if u, err := url.Parse(dsn); err == nil && u.Scheme == "postgres" {
+						dbs = append(dbs, strings.TrimPrefix(u.Path, "/"))
+					}
+				}
 				var n int
-				if err := db.QueryRow(`SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'dw_demo_%'`).Scan(&n); err != nil || n != 0 {
+				if err := db.QueryRow(`SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'dw_demo_%' AND database = ANY($1)`, dbs).Scan(&n); err != nil || n != 0 {
 					t.Fatalf("replication slots left behind after the maps stopped: %d (%v)", n, err)
 				}
 			}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/plan"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/store"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // planned is what one source change turns into.
@@ -41,14 +41,21 @@ func splitWrites(ws []connector.Write) [][]connector.Write {
 
 // park records a failed change as a catch-up error of its key.
 func (e *Engine) park(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx, c change.Change, key string, err error) {
+	if e.schemaBroke(ctx, ms, err) { // hook (schema.go): a schema change stops the map instead
+		return
+	}
 	code := problem.CodeOf(err)
 	if code == "" {
 		code = problem.RowWriteFailed
 	}
 	qc := store.QueuedChange{Side: e.sideName(from), CommitTime: tx.CommitTime, Change: c, Position: tx.Position}
 	if perr := e.store.ParkChange(context.WithoutCancel(ctx), ms.name, e.direction(from), key, string(code), err.Error(), qc); perr != nil {
-		// The control store is local; if it fails nothing else works either.
-		e.log.Error("park change failed", "map", ms.name, "err", perr)
+		// Invariant: a change that can be neither applied nor parked fails
+		// its whole group, which is retried without acknowledging the
+		// source: it is never dropped (applyGroup returns parkErr).
+		if ms.parkErr == nil {
+			ms.parkErr = fmt.Errorf("park a change of map %s key %s: %w", ms.name, keyText(key), perr)
+		}
 		return
 	}
 	if code != problem.WaitingBehindError {
@@ -163,8 +170,12 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 			keep[pr.Target] = true // one-way columns always flow
 			continue
 		}
-		if !changed[pr.Index] || !rule.Wins(sh.Cols[pr.Index]) {
-			continue // unchanged here, or a newer change on the other side won
+		if !changed[pr.Index] {
+			continue // unchanged here
+		}
+		if !rule.Wins(sh.Cols[pr.Index]) {
+			e.conflictResolved(ms, from, to) // a newer change on the other side won
+			continue
 		}
 		keep[pr.Target] = true
 		win := &stamp{At: rule.At, Side: int(from), Vals: change.Row{}}
@@ -227,6 +238,7 @@ func (e *Engine) planDelete(ctx context.Context, ms *mapState, from mapping.Side
 	p.keys = [2]change.Row{}
 	p.keys[from], p.keys[to] = skey, tkey
 	if !rule.Wins(sh.Row) {
+		e.conflictResolved(ms, from, from.Other())
 		// A newer write on the other side keeps the record alive; the
 		// reconciliation puts it back here.
 		p.skipped = true
@@ -664,22 +676,8 @@ func encodeKey(vals []any) (string, error) {
 	return string(b), err
 }
 
-// keyText renders a canonical key for people: (usmf, US-001).
-func keyText(key string) string {
-	vals, err := decodeKey(key)
-	if err != nil {
-		return key
-	}
-	parts := make([]string, len(vals))
-	for i, v := range vals {
-		if t, ok := v.(time.Time); ok {
-			parts[i] = t.Format(time.RFC3339Nano)
-			continue
-		}
-		parts[i] = fmt.Sprint(v)
-	}
-	return "(" + strings.Join(parts, ", ") + ")"
-}
+// keyText renders a canonical key for people: usmf / US-001.
+func keyText(key string) string { return wire.KeyText(key) }
 
 func decodeKey(s string) ([]any, error) {
 	var parts []json.RawMessage
@@ -695,4 +693,12 @@ func decodeKey(s string) ([]any, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// conflictResolved reports a key changed on both sides that the conflict
+// rule settled for side winner.
+func (e *Engine) conflictResolved(ms *mapState, from, winner mapping.Side) {
+	if e.obs != nil {
+		e.obs.ConflictResolved(ms.name, e.direction(from), e.sideName(winner))
+	}
 }

@@ -23,6 +23,8 @@ type sideLoop struct {
 	// open tables of the current capture, owned by the loop goroutine.
 	tables []string
 	opened bool
+	// pending is the side's true lag (lag.go).
+	pending pendingClock
 }
 
 // reconfigure makes side s capture exactly the tables of its active maps,
@@ -61,6 +63,7 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 	for ctx.Err() == nil {
 		tables, fullOld := e.activeTables(s.idx)
 		if len(tables) == 0 {
+			e.streamFlowing(s.idx) // hook (stall.go): no stream, no stall
 			if s.opened {
 				e.release(ctx, s)
 			}
@@ -75,18 +78,21 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 		}
 		from, err := e.store.SidePosition(ctx, s.name)
 		if err != nil {
+			e.streamStalled(s.idx, err) // hook (stall.go)
 			answer(err)
-			e.sleep(ctx, &backoff)
+			e.backOff(ctx, s, &backoff, &waiting)
 			continue
 		}
+		e.streamOpening(s.idx) // hook (stall.go): a slow open shows as a stall
 		capt, err := s.conn.Capture(ctx, connector.CaptureOptions{Tables: tables, From: from, FullOld: fullOld})
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			e.log.Error("open capture failed", "side", s.name, "err", err)
+			e.streamStalled(s.idx, err) // hook (stall.go)
 			answer(fmt.Errorf("open capture on %s: %w", s.name, err))
-			e.sleep(ctx, &backoff)
+			e.backOff(ctx, s, &backoff, &waiting)
 			continue
 		}
 		if p, ok := capt.(connector.Positioner); ok && from.IsZero() {
@@ -96,18 +102,20 @@ func (e *Engine) runSide(ctx context.Context, s *sideLoop) {
 			if err := e.store.SetSidePosition(ctx, s.name, p.Position()); err != nil {
 				capt.Close()
 				answer(err)
-				e.sleep(ctx, &backoff)
+				e.backOff(ctx, s, &backoff, &waiting)
 				continue
 			}
 		}
 		s.tables, s.opened = tables, true
 		backoff = 100 * time.Millisecond
+		e.streamOpened(s.idx, capt) // hook (stall.go)
 		answer(nil)
 		err = e.pump(ctx, s, capt, &waiting)
 		capt.Close()
+		e.streamClosed(ctx, s.idx, err) // hook (stall.go)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("capture failed; reopening", "side", s.name, "err", err)
-			e.sleep(ctx, &backoff)
+			e.backOff(ctx, s, &backoff, &waiting)
 		}
 	}
 }
@@ -150,6 +158,7 @@ func (e *Engine) pump(ctx context.Context, s *sideLoop, capt connector.Capturer,
 		}
 		group, next, capErr := e.gather(ctx, capt, first)
 		carry = next
+		s.pending.captured(group, e.now())
 		if ec, ok := capt.(connector.EchoCounter); ok {
 			e.echo[s.idx].Store(ec.EchoesSuppressed())
 		}
@@ -167,6 +176,7 @@ func (e *Engine) pump(ctx context.Context, s *sideLoop, capt connector.Capturer,
 		if err := capt.Ack(ctx, last); err != nil {
 			return fmt.Errorf("acknowledge position %s on %s: %w", last, s.name, err)
 		}
+		s.pending.handled()
 		if capErr != nil {
 			return capErr
 		}
@@ -213,11 +223,13 @@ func (e *Engine) handleTxs(ctx context.Context, s *sideLoop, txs []change.Tx) er
 	for {
 		err := e.route(ctx, s.idx, txs)
 		if err == nil {
+			e.streamFlowing(s.idx) // hook (stall.go)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		e.streamStalled(s.idx, err) // hook (stall.go): the stream waits on this, visibly
 		e.log.Error("route transactions failed; retrying", "side", s.name, "position", txs[len(txs)-1].Position.String(), "err", err)
 		e.sleep(ctx, &backoff)
 	}
@@ -252,7 +264,23 @@ func (e *Engine) route(ctx context.Context, from mapping.Side, txs []change.Tx) 
 		locked = append(locked, ms)
 		switch e.statusOf(ms) {
 		case Running:
-			live = append(live, ms)
+			switch {
+			case ms.att.halted.Load():
+				// The engine is stopping this map (stall.go): it takes no
+				// more changes.
+			case truncateIndex(parts) >= 0:
+				// A truncate is handled as the map's on_truncate says
+				// (truncate.go), on the map's own stream, apart from the
+				// other maps' share of the transaction.
+				if err := e.applyTruncating(ctx, ms, from, parts); err != nil {
+					if e.schemaBroke(ctx, ms, err) {
+						continue
+					}
+					return fmt.Errorf("map %s: %w", ms.name, err)
+				}
+			default:
+				live = append(live, ms)
+			}
 		case Paused, Initializing, Resuming:
 			for _, tx := range parts {
 				seq, err := e.queue.Append(ctx, queue.Entry{Map: ms.name, Direction: e.sideName(from), Tx: tx, EnqueuedAt: e.now()})
@@ -263,10 +291,25 @@ func (e *Engine) route(ctx context.Context, from mapping.Side, txs []change.Tx) 
 			}
 		}
 	}
-	if len(live) == 0 {
-		return nil
+	for len(live) > 0 {
+		err := e.applyGroup(ctx, from, txs, live, e.liveStream(from), &e.live[from])
+		if err == nil {
+			return nil
+		}
+		// A map whose tables no longer fit it stops alone (schema.go);
+		// the others are applied again without it.
+		kept := live[:0]
+		for _, ms := range live {
+			if !e.schemaBroke(ctx, ms, err) {
+				kept = append(kept, ms)
+			}
+		}
+		if len(kept) == len(live) {
+			return err
+		}
+		live = kept
 	}
-	return e.applyGroup(ctx, from, txs, live, e.liveStream(from), &e.live[from])
+	return nil
 }
 
 // liveStream names the applied-position stream of live apply from side
@@ -308,6 +351,23 @@ func (e *Engine) release(ctx context.Context, s *sideLoop) {
 	}
 	if err := e.store.ClearSidePosition(ctx, s.name); err != nil {
 		e.log.Warn("clear capture position failed", "side", s.name, "err", err)
+	}
+}
+
+// backOff waits before the capture loop tries again, taking the
+// reconfiguration requests that come meanwhile: a request ends the wait
+// (the loop tries at once with the new table set) and is answered by that
+// attempt, so a side whose capture keeps failing never leaves a caller
+// blocked.
+func (e *Engine) backOff(ctx context.Context, s *sideLoop, backoff *time.Duration, waiting *[]chan error) {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+		*backoff = min(*backoff*2, 5*time.Second)
+	case w := <-s.reconf:
+		*waiting = append(*waiting, w)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/connector"
+	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/problem"
 	"github.com/dualwrite/dualwrite/internal/store"
 )
@@ -22,6 +23,7 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 	if err != nil {
 		return err
 	}
+	epoch := ms.att.epoch.Load() // hook (stall.go): an engine stop ends this drain
 	cursor := states[ms.name].QueueCursor
 	if st, err := e.queue.Stats(ctx, ms.name); err == nil && st.LastSeq < cursor {
 		cursor = 0 // the queue was recreated; its sequences restarted
@@ -37,6 +39,10 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 		}
 		if len(entries) == 0 {
 			ms.routeMu.Lock()
+			if ms.att.epoch.Load() != epoch || ms.att.halted.Load() { // hook (stall.go)
+				ms.routeMu.Unlock()
+				return nil
+			}
 			entries, err = e.queue.Read(ctx, ms.name, cursor, drainBatch)
 			if err == nil && len(entries) == 0 {
 				err = e.setStatus(ctx, ms, Running, "engine")
@@ -54,12 +60,22 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 		for _, en := range entries {
 			from, ok := e.sideIndex(en.Direction)
 			if !ok {
-				e.log.Warn("queued change from unknown side dropped", "map", ms.name, "side", en.Direction)
+				// Invariant: nothing queued is dropped: a transaction from a
+				// side this link no longer has (renamed in the config) is
+				// kept as catch-up errors, to discard or to retry once the
+				// side has its name back.
+				if err := e.parkUnknownSide(ctx, ms, en.Direction, en.Tx); err != nil {
+					return err
+				}
+				cursor = en.Seq
+				if err := e.store.SetQueueCursor(ctx, ms.name, cursor); err != nil {
+					return err
+				}
 				continue
 			}
 			backoff := 100 * time.Millisecond
 			for {
-				err := e.applyGroup(ctx, from, []change.Tx{en.Tx}, []*mapState{ms}, ms.name+":"+e.direction(from), &ms.replay[from])
+				err := e.applyTxs(ctx, ms, from, []change.Tx{en.Tx})
 				if err == nil {
 					break
 				}
@@ -68,6 +84,9 @@ func (e *Engine) drain(ctx context.Context, ms *mapState) error {
 				}
 				e.log.Error("replay queued change failed; retrying", "map", ms.name, "seq", en.Seq, "err", err)
 				e.sleep(ctx, &backoff)
+			}
+			if ms.att.epoch.Load() != epoch { // hook (stall.go): the engine stopped the map
+				return nil
 			}
 			cursor = en.Seq
 			replayed++
@@ -191,6 +210,13 @@ func (e *Engine) retryOne(ctx context.Context, ms *mapState, ce store.RowError) 
 	for _, qc := range ce.Changes {
 		from, ok := e.sideIndex(qc.Side)
 		if !ok {
+			// Still no such side: the change stays parked.
+			if err := e.parkUnknownSide(ctx, ms, qc.Side, change.Tx{CommitTime: qc.CommitTime, Position: qc.Position, Changes: []change.Change{qc.Change}}); err != nil {
+				return false, err
+			}
+			ms.applyMu.Lock()
+			ms.parked[ce.Key] = true
+			ms.applyMu.Unlock()
 			continue
 		}
 		tx := change.Tx{CommitTime: qc.CommitTime, Changes: []change.Change{qc.Change}}
@@ -266,4 +292,26 @@ func (e *Engine) watchRetainedLog(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// parkUnknownSide keeps a transaction from a side the link does not have
+// as catch-up errors, one per change.
+func (e *Engine) parkUnknownSide(ctx context.Context, ms *mapState, side string, tx change.Tx) error {
+	for _, c := range tx.Changes {
+		key := "side:" + side
+		if ms.m != nil {
+			for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+				if ms.m.Table(s) == c.Table {
+					key = keyHintOf(ms.m, s, c)
+				}
+			}
+		}
+		qc := store.QueuedChange{Side: side, CommitTime: tx.CommitTime, Change: c, Position: tx.Position}
+		msg := fmt.Sprintf("queued change from side %q, which this link no longer has; give the side its name back and retry, or discard it", side)
+		if err := e.store.ParkChange(context.WithoutCancel(ctx), ms.name, side+"->?", key, string(problem.ConfigInvalid), msg, qc); err != nil {
+			return err
+		}
+		e.activity(ctx, ms.name, "engine", "error", string(problem.ConfigInvalid)+" "+msg)
+	}
+	return nil
 }

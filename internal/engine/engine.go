@@ -52,6 +52,9 @@ type Options struct {
 	Queue       Queue
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Observer is told of each apply and conflict resolved (the metrics).
+	// Nil tells no one.
+	Observer Observer
 }
 
 // Engine runs one link.
@@ -62,6 +65,7 @@ type Engine struct {
 	queue Queue
 	log   *slog.Logger
 	now   func() time.Time
+	obs   Observer
 
 	maps  map[string]*mapState
 	order []string // every map, in dependency order
@@ -71,7 +75,9 @@ type Engine struct {
 	wake    chan struct{}
 	running atomic.Bool
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// cancelWork stops the init/resume worker alone (ShutdownSoftly).
+	cancelWork context.CancelFunc
+	wg         sync.WaitGroup
 
 	echo [2]atomic.Int64
 	// shadows caches conflict shadows as stored (conflict.go).
@@ -87,6 +93,8 @@ type Engine struct {
 	// retainedWarned is when each side last warned about retained log;
 	// owned by the watchQueues goroutine.
 	retainedWarned [2]time.Time
+	// watch is the health of the streams and the maps to stop (stall.go).
+	watch streamWatch
 }
 
 type mapState struct {
@@ -108,6 +116,13 @@ type mapState struct {
 	skipInit bool
 
 	parked map[string]bool // keys with a catch-up error; guarded by applyMu
+	// initErrFail is the first failure to record an initial sync error
+	// since the chunk began; the chunk is then not marked done.
+	initErrMu   sync.Mutex
+	initErrFail error
+	// parkErr is the first failure to park a change since the group began
+	// (the control store refused it); guarded by applyMu.
+	parkErr error
 	// replay is the applied position of each direction's replay stream
 	// (the map's queue, `map:erp->crm`); guarded by applyMu.
 	replay      [2]streamState
@@ -116,6 +131,17 @@ type mapState struct {
 	initDone    atomic.Int64
 	initTotal   atomic.Int64
 	lastWarning time.Time
+	// att is why the map needs a look beyond its status (stall.go).
+	att attention
+
+	// Guarded by Engine.mu: the worker's hold on the map while it takes it
+	// to Running (abort cancels that work, busy closes when it ends), a
+	// Stop in progress, and the failed attempts in a row.
+	abort         context.CancelFunc
+	busy          chan struct{}
+	stopping      bool
+	startFailures int
+	lastStartErr  string
 }
 
 // New builds an engine: it describes every mapped table, compiles the maps
@@ -127,17 +153,22 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
 	e := &Engine{
 		cfg:   o.Config,
 		store: o.Store,
 		queue: o.Queue,
 		log:   o.Logger,
 		now:   o.Now,
+		obs:   o.Observer,
 		maps:  map[string]*mapState{},
 		wake:  make(chan struct{}, 1),
 
 		waitersNudge: make(chan struct{}, 1),
 	}
+	e.watch.wake = make(chan struct{}, 1) // hook (stall.go)
 	e.sides[mapping.Left] = &sideLoop{idx: mapping.Left, name: o.Left.Name, conn: o.Left.Conn, reconf: make(chan chan error)}
 	e.sides[mapping.Right] = &sideLoop{idx: mapping.Right, name: o.Right.Name, conn: o.Right.Conn, reconf: make(chan chan error)}
 
@@ -267,10 +298,16 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	e.signal()
-	e.wg.Add(3)
+	workCtx, cancelWork := context.WithCancel(ctx)
+	e.cancelWork = cancelWork
+	e.wg.Add(4)
 	go func() {
 		defer e.wg.Done()
-		e.runWorker(ctx)
+		e.runWorker(workCtx)
+	}()
+	go func() { // hook (stall.go): stalls shown and logged, maps stopped on request
+		defer e.wg.Done()
+		e.watchAttention(ctx)
 	}()
 	go func() {
 		defer e.wg.Done()
@@ -292,6 +329,33 @@ func (e *Engine) Shutdown() {
 	}
 	e.cancel()
 	e.wg.Wait()
+}
+
+// ShutdownSoftly stops the engine softly, then hard. First the initial
+// syncs and catch-ups stop (each saves its progress; the chunk in flight
+// is rolled back and redone at the next start, idempotently). Then each
+// side's capture loop is asked to finish the transactions it is handling:
+// it applies or queues them, records and acknowledges their position, and
+// answers. Then Shutdown cancels everything left. When ctx ends before the
+// sides have answered, Shutdown cancels at once: nothing is lost, the
+// transactions in flight are rolled back and delivered again at restart.
+func (e *Engine) ShutdownSoftly(ctx context.Context) {
+	if !e.running.Load() {
+		return
+	}
+	e.cancelWork()
+	var wg sync.WaitGroup
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.reconfigure(ctx, s); err != nil && ctx.Err() == nil {
+				e.log.Warn("soft stop of capture failed", "side", e.sideName(s), "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	e.Shutdown()
 }
 
 func (e *Engine) signal() {
@@ -362,7 +426,7 @@ func (e *Engine) Run(ctx context.Context, name string, o RunOptions) (ActionResu
 	}
 	actor := actorOr(o.Actor)
 	related := e.related(name, func(st Status) bool { return st == Running || st == Initializing || st == Resuming })
-	if _, err := next(name, e.statusOf(ms), ActionRun); err != nil {
+	if _, err := Next(name, e.statusOf(ms), ActionRun); err != nil {
 		return ActionResult{}, err
 	}
 	if len(ms.problems) > 0 {
@@ -407,11 +471,14 @@ func (e *Engine) startRun(ctx context.Context, ms *mapState, o RunOptions, actor
 	ms.routeMu.Lock()
 	defer ms.routeMu.Unlock()
 	st := e.statusOf(ms)
-	to, err := next(ms.name, st, ActionRun)
+	to, err := Next(ms.name, st, ActionRun)
 	if err != nil {
 		return err
 	}
 	if st == NotRunning {
+		if err := e.beforeRun(ctx, ms); err != nil { // hook (stall.go): the tables fit again after a schema change
+			return err
+		}
 		ms.skipInit = o.SkipInitialSync || (ms.cfg.InitialSync != nil && !*ms.cfg.InitialSync)
 		ms.master = masterSide(e.cfg, ms.cfg.Master)
 		if self && o.Master != "" {
@@ -450,7 +517,7 @@ func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor
 	}
 	actor = actorOr(actor)
 	related := e.related(name, func(st Status) bool { return st == Paused })
-	if _, err := next(name, e.statusOf(ms), ActionPause); err != nil {
+	if _, err := Next(name, e.statusOf(ms), ActionPause); err != nil {
 		return ActionResult{}, err
 	}
 	chain := []string{name}
@@ -465,7 +532,7 @@ func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor
 		if st != Running {
 			rs.routeMu.Unlock()
 			if n == name {
-				_, err := next(name, st, ActionPause)
+				_, err := Next(name, st, ActionPause)
 				return ActionResult{}, err
 			}
 			continue
@@ -484,25 +551,48 @@ func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor
 	return res, nil
 }
 
-// Stop stops a Running map: capture of its tables ends, its queue is
-// dropped, and a side that no map uses any more releases its log.
+// Stop stops a map. From Running, capture of its tables ends and its
+// queue is dropped. From Initializing or Resuming it aborts the initial
+// sync or the catch-up first: the worker's context is cancelled and Stop
+// waits for it to let go, so the map cannot reach Running afterwards.
+// Either way a side that no map uses any more releases its log.
 func (e *Engine) Stop(ctx context.Context, name string, actor string) (ActionResult, error) {
 	ms, err := e.lookupMap(name)
 	if err != nil {
 		return ActionResult{}, err
 	}
 	actor = actorOr(actor)
-	ms.routeMu.Lock()
 	st := e.statusOf(ms)
-	if _, err := next(name, st, ActionStop); err != nil {
+	if _, err := Next(name, st, ActionStop); err != nil {
+		return ActionResult{}, err
+	}
+	if st == Initializing || st == Resuming {
+		if err := e.abortStart(ctx, ms); err != nil {
+			return ActionResult{}, err
+		}
+		defer func() {
+			e.mu.Lock()
+			ms.stopping = false
+			e.mu.Unlock()
+		}()
+	}
+	ms.routeMu.Lock()
+	st = e.statusOf(ms)
+	if _, err := Next(name, st, ActionStop); err != nil {
 		ms.routeMu.Unlock()
 		return ActionResult{}, err
+	}
+	if st != Running {
+		e.activity(ctx, ms.name, actor, "run", fmt.Sprintf("stop: %s aborted", map[Status]string{Initializing: "initial sync", Resuming: "catch-up"}[st]))
 	}
 	err = e.setStatus(ctx, ms, NotRunning, actor)
 	ms.routeMu.Unlock()
 	if err != nil {
 		return ActionResult{}, err
 	}
+	e.mu.Lock()
+	ms.startFailures, ms.lastStartErr = 0, ""
+	e.mu.Unlock()
 	if err := e.queue.Purge(ctx, ms.name); err != nil {
 		e.log.Warn("purge queue failed", "map", name, "err", err)
 	}
@@ -572,12 +662,24 @@ func (e *Engine) activeTables(s mapping.Side) (tables, fullOld []string) {
 func (e *Engine) runWorker(ctx context.Context) {
 	for {
 		e.mu.Lock()
-		var name string
-		if len(e.work) > 0 {
-			name, e.work = e.work[0], e.work[1:]
+		var ms *mapState
+		for ms == nil && len(e.work) > 0 {
+			ms, e.work = e.maps[e.work[0]], e.work[1:]
+			if ms.stopping {
+				ms = nil
+			}
+		}
+		var mctx context.Context
+		var done chan struct{}
+		if ms != nil {
+			// The map's own context, so that Stop can abort this work
+			// without stopping the engine.
+			mctx, ms.abort = context.WithCancel(ctx)
+			done = make(chan struct{})
+			ms.busy = done
 		}
 		e.mu.Unlock()
-		if name == "" {
+		if ms == nil {
 			select {
 			case <-ctx.Done():
 				return
@@ -585,20 +687,29 @@ func (e *Engine) runWorker(ctx context.Context) {
 				continue
 			}
 		}
-		ms := e.maps[name]
-		if err := e.bringUp(ctx, ms); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			e.log.Error("map start failed", "map", name, "err", err)
-			e.activity(ctx, name, "engine", "error", err.Error())
-			// Try again later: put it back at the end.
-			time.Sleep(time.Second)
-			e.mu.Lock()
-			e.work = append(e.work, name)
-			e.mu.Unlock()
-			e.signal()
+		err := e.bringUp(mctx, ms)
+		e.noteStart(ms, err) // hook (stall.go): a map that cannot come up shows why
+		aborted := mctx.Err() != nil && ctx.Err() == nil
+		e.mu.Lock()
+		ms.abort()
+		ms.abort, ms.busy = nil, nil
+		failures := 0
+		if err != nil && !aborted && ctx.Err() == nil {
+			ms.startFailures++
+			ms.lastStartErr = err.Error()
+			failures = ms.startFailures
+		} else if err == nil {
+			ms.startFailures, ms.lastStartErr = 0, ""
 		}
+		e.mu.Unlock()
+		close(done)
+		if err == nil || aborted {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		e.startFailed(ctx, ms, failures, err)
 	}
 }
 
@@ -612,7 +723,16 @@ func (e *Engine) bringUp(ctx context.Context, ms *mapState) error {
 	// queue) before the initial sync reads anything, so no change falls
 	// between the snapshot and the stream.
 	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
-		if err := e.reconfigure(ctx, s); err != nil {
+		// A capture loop that keeps failing to open does not take the
+		// request; bound the wait, so the attempt fails, is counted and
+		// shown, and is tried again.
+		rctx, cancel := context.WithTimeout(ctx, captureOpenTimeout)
+		err := e.reconfigure(rctx, s)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("capture did not open within %s; the engine log says why", captureOpenTimeout)
+			}
 			return fmt.Errorf("start capture on %s: %w", e.sideName(s), err)
 		}
 	}

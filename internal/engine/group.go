@@ -95,11 +95,13 @@ type shadowSet struct {
 // the control store cannot be reached) are returned, for the caller to
 // retry.
 func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change.Tx, maps []*mapState, stream string, st *streamState) error {
+	start := e.now()
 	maps = slices.Clone(maps)
 	slices.SortFunc(maps, func(a, b *mapState) int { return e.orderIndex(a.name) - e.orderIndex(b.name) })
 	for _, ms := range maps {
 		ms.applyMu.Lock()
 		defer ms.applyMu.Unlock()
+		ms.parkErr = nil
 	}
 	to := from.Other()
 	// Invariant: a group writes only the transactions after the stream's
@@ -218,6 +220,9 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 	}
 	for ms, n := range appliedByMap {
 		ms.applied[from].Add(n)
+		if e.obs != nil {
+			e.obs.Applied(ms.name, e.direction(from), int(n), e.now().Sub(start))
+		}
 	}
 	if err := e.savePairings(ctx, g, failedItems, returned); err != nil {
 		return err
@@ -225,6 +230,9 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 	for _, ms := range maps {
 		if err := e.finishMap(ctx, ms, from, g.shadows[ms], g.fixups[ms]); err != nil {
 			return err
+		}
+		if ms.parkErr != nil {
+			return transient(ms.parkErr)
 		}
 		if appliedByMap[ms] > 0 {
 			if err := e.store.TouchSync(ctx, ms.name); err != nil {
@@ -251,6 +259,9 @@ func (g *groupPlan) collect(e *Engine, txs []change.Tx, maps []*mapState) {
 	for t := range txs {
 		tx := &txs[t]
 		for _, c := range tx.Changes {
+			if c.Op == change.Truncate {
+				continue // handled by the map's on_truncate before planning (truncate.go)
+			}
 			for _, ms := range byTable[c.Table] {
 				it := item{ms: ms, tx: tx, c: c, keyHint: keyHintOf(ms.m, g.from, c), write: -1}
 				g.prepare(&it)

@@ -164,6 +164,7 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 			}
 		}
 		if isConflict {
+			e.conflictResolved(ms, from, ms.master)
 			*conflicts++
 			if *conflicts <= maxLoggedConflicts {
 				e.activity(ctx, ms.name, "engine", "conflict", fmt.Sprintf("key %s differs on both sides; master %s wins", keyText(keyJSON(p.kv)), e.sideName(ms.master)))

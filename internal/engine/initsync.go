@@ -225,6 +225,13 @@ func (e *Engine) initPass(ctx context.Context, ms *mapState, from mapping.Side, 
 			return 0, err
 		}
 		after = p.after
+		ms.initErrMu.Lock()
+		failed := ms.initErrFail
+		ms.initErrFail = nil
+		ms.initErrMu.Unlock()
+		if failed != nil {
+			return 0, failed
+		}
 		// Invariant: progress is saved only after the chunk's writes have
 		// committed, so a resumed pass never skips an unwritten row.
 		if err := e.store.SetInitProgress(ctx, ms.name, pass, keyJSON(after), false); err != nil {
@@ -421,7 +428,14 @@ func (e *Engine) initError(ctx context.Context, ms *mapState, from mapping.Side,
 	}
 	ms.initErrs.Add(1)
 	if serr := e.store.AddInitError(ctx, store.RowError{Map: ms.name, Direction: e.direction(from), Key: key, Code: string(code), Message: err.Error()}); serr != nil {
-		e.log.Error("record initial sync error failed", "map", ms.name, "err", serr)
+		// Invariant: a row whose error cannot be recorded is not passed
+		// over: the chunk's progress is not saved (initPass), so the
+		// chunk is read again.
+		ms.initErrMu.Lock()
+		if ms.initErrFail == nil {
+			ms.initErrFail = fmt.Errorf("record the initial sync error of map %s key %s: %w", ms.name, keyText(key), serr)
+		}
+		ms.initErrMu.Unlock()
 	}
 }
 
@@ -462,7 +476,9 @@ func (e *Engine) Rerun(ctx context.Context, name, actor string) (RetryResult, er
 			return res, err
 		}
 		if row == nil { // the row is gone: nothing left to sync
-			_ = e.store.DeleteInitError(ctx, re.ID)
+			if err := e.store.DeleteInitError(ctx, re.ID); err != nil {
+				return res, err
+			}
 			res.Succeeded++
 			continue
 		}

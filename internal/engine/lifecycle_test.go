@@ -18,21 +18,24 @@ func TestLifecycleTransitions(t *testing.T) {
 		{string(Running), string(ActionPause)}:  Paused,
 		{string(Running), string(ActionStop)}:   NotRunning,
 		{string(Paused), string(ActionRun)}:     Resuming,
+		// Stop aborts an initial sync or a catch-up.
+		{string(Initializing), string(ActionStop)}: NotRunning,
+		{string(Resuming), string(ActionStop)}:     NotRunning,
 	}
 	for _, s := range statuses {
 		for _, a := range actions {
 			t.Run(string(s)+"/"+string(a), func(t *testing.T) {
 				t.Parallel()
-				got, err := next("m", s, a)
+				got, err := Next("m", s, a)
 				exp, ok := want[[2]string{string(s), string(a)}]
 				if ok {
 					if err != nil || got != exp {
-						t.Fatalf("next(%s, %s) = %s, %v; want %s", s, a, got, err, exp)
+						t.Fatalf("Next(%s, %s) = %s, %v; want %s", s, a, got, err, exp)
 					}
 					return
 				}
 				if err == nil {
-					t.Fatalf("next(%s, %s) = %s; want an error", s, a, got)
+					t.Fatalf("Next(%s, %s) = %s; want an error", s, a, got)
 				}
 				if problem.CodeOf(err) != problem.InvalidAction || !strings.Contains(err.Error(), string(s)) {
 					t.Fatalf("error %q lacks the code or the current status", err)

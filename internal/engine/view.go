@@ -1,110 +1,32 @@
 package engine
 
-import "time"
+import "github.com/dualwrite/dualwrite/internal/wire"
 
-// Status is a map's lifecycle status.
-type Status string
-
-const (
-	NotRunning   Status = "Not running"
-	Initializing Status = "Initializing"
-	Running      Status = "Running"
-	Paused       Status = "Paused"
-	Resuming     Status = "Resuming"
+// The engine's views are the API's wire types (internal/wire), so that
+// clients decode them without linking the engine. The aliases keep the
+// engine's own code speaking of its views.
+type (
+	Status       = wire.Status
+	Action       = wire.Action
+	MapView      = wire.MapView
+	SideLag      = wire.SideLag
+	RunOptions   = wire.RunOptions
+	ActionResult = wire.ActionResult
+	RowError     = wire.RowError
+	Activity     = wire.Activity
+	RetryResult  = wire.RetryResult
+	Condition    = wire.Condition
 )
 
-// Action is a lifecycle action.
-type Action string
-
+// The statuses and actions, as the engine names them.
 const (
-	ActionRun   Action = "run"
-	ActionPause Action = "pause"
-	ActionStop  Action = "stop"
+	NotRunning   = wire.NotRunning
+	Initializing = wire.Initializing
+	Running      = wire.Running
+	Paused       = wire.Paused
+	Resuming     = wire.Resuming
+
+	ActionRun   = wire.ActionRun
+	ActionPause = wire.ActionPause
+	ActionStop  = wire.ActionStop
 )
-
-// MapView is what `maps list` and GET /api/v1/maps show of one map.
-type MapView struct {
-	Name      string    `json:"name"`
-	Left      string    `json:"left"`
-	Right     string    `json:"right"`
-	Status    Status    `json:"status"`
-	Actions   []Action  `json:"actions"`
-	Master    string    `json:"master"`
-	DependsOn []string  `json:"depends_on,omitempty"`
-	LastSync  time.Time `json:"last_sync,omitzero"`
-	// InitialSync progress while Initializing (and the last run's totals).
-	InitRowsDone  int64 `json:"init_rows_done"`
-	InitRowsTotal int64 `json:"init_rows_total"`
-	InitErrors    int64 `json:"init_errors"`
-	CatchUpErrors int64 `json:"catch_up_errors"`
-	// Queue is the durable queue of a Paused, Initializing or Resuming map.
-	QueueDepth  int64   `json:"queue_depth"`
-	QueueBytes  int64   `json:"queue_bytes"`
-	QueueAgeSec float64 `json:"queue_age_seconds"`
-	// Applied counts changes applied by live sync since the engine started,
-	// per direction ("erp->crm").
-	Applied map[string]int64 `json:"applied,omitempty"`
-	// Lag per side, where the connector reports it.
-	Lag []SideLag `json:"lag,omitempty"`
-	// Problems are validation errors that keep the map from starting.
-	Problems []string `json:"problems,omitempty"`
-}
-
-// SideLag is the capture lag of one side.
-type SideLag struct {
-	Side        string  `json:"side"`
-	Bytes       int64   `json:"bytes"`
-	Seconds     float64 `json:"seconds"`
-	RetainedLog int64   `json:"retained_log_bytes"`
-}
-
-// RunOptions are the options of the Run action.
-type RunOptions struct {
-	WithRelated     bool   `json:"with_related"`
-	SkipInitialSync bool   `json:"skip_initial_sync"`
-	Master          string `json:"master,omitempty"` // side name, "left" or "right"; empty keeps the map's
-	Actor           string `json:"actor,omitempty"`
-}
-
-// ActionResult is the answer to Run, Pause and Stop.
-type ActionResult struct {
-	Map    string `json:"map"`
-	Status Status `json:"status"`
-	// Related are the maps this map depends on that are not yet in the
-	// target status, in dependency order. With --with-related they were
-	// acted on (Acted lists them with the map itself, in order); without,
-	// they are recommended.
-	Related []string `json:"related,omitempty"`
-	Acted   []string `json:"acted,omitempty"`
-}
-
-// RowError is one failed row of an initial sync or a catch-up.
-type RowError struct {
-	ID        int64     `json:"id"`
-	Map       string    `json:"map"`
-	Direction string    `json:"direction"` // "erp->crm"
-	Key       string    `json:"key"`       // the integration key, as JSON
-	Code      string    `json:"code"`
-	Message   string    `json:"message"`
-	Time      time.Time `json:"time"`
-	// Changes counts the queued changes parked under this error (catch-up
-	// errors only: later changes to the same key wait behind it).
-	Changes int `json:"changes,omitempty"`
-}
-
-// Activity is one entry of a map's activity log.
-type Activity struct {
-	ID      int64     `json:"id"`
-	Map     string    `json:"map"`
-	Time    time.Time `json:"time"`
-	Actor   string    `json:"actor"` // "cli", "api", "engine", "demo"
-	Kind    string    `json:"kind"`  // "status", "run", "error", "conflict", "warning"
-	Message string    `json:"message"`
-}
-
-// RetryResult reports a retry of catch-up errors or an initial sync rerun.
-type RetryResult struct {
-	Retried   int `json:"retried"`
-	Succeeded int `json:"succeeded"`
-	Failed    int `json:"failed"`
-}

@@ -2,10 +2,13 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/store"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // Maps returns every map's view, in dependency order.
@@ -39,18 +42,20 @@ func (e *Engine) Map(ctx context.Context, name string) (MapView, error) {
 	return e.view(ctx, ms, e.lags(ctx), states)
 }
 
+// lags returns each side's lag: Seconds is the engine's own measure, the
+// age of the oldest captured change not yet handled (lag.go); the bytes
+// behind and the log retained come from the connector, where it reports
+// them.
 func (e *Engine) lags(ctx context.Context) map[mapping.Side]*SideLag {
 	out := map[mapping.Side]*SideLag{}
 	for _, s := range e.sides {
-		lr, ok := s.conn.(connector.LagReporter)
-		if !ok {
-			continue
+		sl := &SideLag{Side: s.name, Seconds: s.pending.age(e.now())}
+		if lr, ok := s.conn.(connector.LagReporter); ok {
+			if l, err := lr.Lag(ctx); err == nil {
+				sl.Bytes, sl.RetainedLog = l.Bytes, l.RetainedLog
+			}
 		}
-		l, err := lr.Lag(ctx)
-		if err != nil {
-			continue
-		}
-		out[s.idx] = &SideLag{Side: s.name, Bytes: l.Bytes, Seconds: l.Seconds, RetainedLog: l.RetainedLog}
+		out[s.idx] = sl
 	}
 	return out
 }
@@ -73,6 +78,10 @@ func (e *Engine) view(ctx context.Context, ms *mapState, lags map[mapping.Side]*
 		Applied:       map[string]int64{},
 	}
 	v.LastSync = states[ms.name].LastSync
+	v.Condition = e.condition(ms) // hook (stall.go): stalls and engine stops are shown, never hidden
+	e.mu.Lock()
+	v.StartFailures, v.LastStartError = ms.startFailures, ms.lastStartErr
+	e.mu.Unlock()
 	var err error
 	if v.InitErrors, v.CatchUpErrors, err = e.store.CountErrors(ctx, ms.name); err != nil {
 		return v, err
@@ -104,7 +113,7 @@ func (e *Engine) InitErrors(ctx context.Context, name string) ([]RowError, error
 	}
 	out := make([]RowError, 0, len(errs))
 	for _, r := range errs {
-		out = append(out, RowError{ID: r.ID, Map: r.Map, Direction: r.Direction, Key: r.Key, Code: r.Code, Message: r.Message, Time: r.At})
+		out = append(out, RowError{ID: r.ID, Map: r.Map, Direction: r.Direction, Key: r.Key, KeyText: wire.KeyText(r.Key), Code: r.Code, Message: r.Message, Time: r.At})
 	}
 	return out, nil
 }
@@ -124,3 +133,83 @@ func (e *Engine) Activity(ctx context.Context, name string, limit int) ([]Activi
 	}
 	return out, nil
 }
+
+// Lags returns the capture lag of each side whose connector reports it,
+// for the metrics; a side whose report fails is left out.
+func (e *Engine) Lags(ctx context.Context) []SideLag {
+	lags := e.lags(ctx)
+	out := make([]SideLag, 0, len(lags))
+	for _, s := range []mapping.Side{mapping.Left, mapping.Right} {
+		if l := lags[s]; l != nil {
+			out = append(out, *l)
+		}
+	}
+	return out
+}
+
+// ErrorCounts returns a map's recorded initial sync and catch-up errors per
+// direction ("erp->crm").
+func (e *Engine) ErrorCounts(ctx context.Context, name string) (map[string]store.ErrorCounts, error) {
+	if _, err := e.lookupMap(name); err != nil {
+		return nil, err
+	}
+	return e.store.ErrorCountsByDirection(ctx, name)
+}
+
+// Directions returns the two directions of the link ("erp->crm"), the
+// left side's first.
+func (e *Engine) Directions() []string {
+	return []string{e.direction(mapping.Left), e.direction(mapping.Right)}
+}
+
+// SideNames returns the side names, left first, for per-side figures.
+func (e *Engine) SideNames() []string {
+	return []string{e.sideName(mapping.Left), e.sideName(mapping.Right)}
+}
+
+// Ready returns what keeps the engine from doing its work now, one line
+// each; none means ready. It is the readiness hook of /readyz:
+//   - a side that does not answer (connector.Pinger);
+//   - a map that cannot reach Running: its initial sync or catch-up has
+//     failed startFailuresHint times in a row.
+//
+// Detectors of other stalls add their findings here.
+func (e *Engine) Ready(ctx context.Context) []string {
+	var out []string
+	for _, s := range e.sides {
+		p, ok := s.conn.(connector.Pinger)
+		if !ok {
+			continue
+		}
+		if err := p.Ping(ctx); err != nil {
+			out = append(out, fmt.Sprintf("side %s is unreachable: %v", s.name, err))
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, n := range e.order {
+		ms := e.maps[n]
+		if ms.startFailures >= startFailuresHint && (ms.status == Initializing || ms.status == Resuming) {
+			out = append(out, fmt.Sprintf("map %s is stuck in %s: %d attempts failed, last: %s", n, ms.status, ms.startFailures, ms.lastStartErr))
+		}
+	}
+	return out
+}
+
+// Observer is told of what the views do not keep: how long each apply took
+// and each conflict the conflict rule resolved. The apply path calls it
+// synchronously, so an Observer must be fast and must not block.
+type Observer interface {
+	// Applied reports one target transaction of map in direction
+	// ("erp->crm"): the changes it carried and the time from its start to
+	// its commit.
+	Applied(mapName, direction string, changes int, took time.Duration)
+	// ConflictResolved reports a key changed on both sides, settled by the
+	// map's conflict rule in favour of the side named winner.
+	ConflictResolved(mapName, direction, winner string)
+}
+
+type noObserver struct{}
+
+func (noObserver) Applied(string, string, int, time.Duration) {}
+func (noObserver) ConflictResolved(string, string, string)    {}

@@ -110,7 +110,7 @@ func Open(ctx context.Context, dir string, now func() time.Time) (*Store, error)
 	// One connection: SQLite has one writer, and this avoids busy errors
 	// between the engine's own goroutines.
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, schema+pairsSchema); err != nil {
+	if _, err := db.ExecContext(ctx, schema+pairsSchema+ownershipSchema+alertSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create control store schema in %s: %w", path, err)
 	}

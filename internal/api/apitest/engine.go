@@ -1,7 +1,9 @@
 // Package apitest holds an in-memory implementation of api.Engine for the
 // tests of the API and of its clients (the CLI). It is a test double of the
-// engine, with a small lifecycle of its own; it touches no database. The
-// end-to-end tests run the API over the real engine.
+// engine's data; it touches no database. Its lifecycle is the engine's own
+// table (engine.Actions and engine.Next), never a copy, so the actions it
+// offers and refuses are the real ones. The end-to-end tests run the API
+// over the real engine.
 package apitest
 
 import (
@@ -14,6 +16,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/api"
 	"github.com/dualwrite/dualwrite/internal/engine"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/wire"
 )
 
 // Call records one action the engine was asked to perform.
@@ -22,7 +25,7 @@ type Call struct {
 	Map    string
 	Actor  string
 	IDs    []int64
-	Opts   engine.RunOptions
+	Opts   wire.RunOptions
 }
 
 // Engine is an in-memory engine. Its zero value is not usable; use New.
@@ -30,10 +33,11 @@ type Engine struct {
 	mu       sync.Mutex
 	now      time.Time
 	order    []string
-	maps     map[string]*engine.MapView
-	initErrs map[string][]engine.RowError
-	catchUp  map[string][]engine.RowError
-	activity map[string][]engine.Activity
+	maps     map[string]*wire.MapView
+	initErrs map[string][]wire.RowError
+	catchUp  map[string][]wire.RowError
+	activity map[string][]wire.Activity
+	skipInit map[string]bool
 	nextAct  int64
 	calls    []Call
 
@@ -55,10 +59,11 @@ var _ api.Engine = (*Engine)(nil)
 func New(now time.Time) *Engine {
 	e := &Engine{
 		now:       now.UTC(),
-		maps:      map[string]*engine.MapView{},
-		initErrs:  map[string][]engine.RowError{},
-		catchUp:   map[string][]engine.RowError{},
-		activity:  map[string][]engine.Activity{},
+		maps:      map[string]*wire.MapView{},
+		initErrs:  map[string][]wire.RowError{},
+		catchUp:   map[string][]wire.RowError{},
+		activity:  map[string][]wire.Activity{},
+		skipInit:  map[string]bool{},
 		InitStep:  400,
 		FailRetry: map[int64]bool{},
 	}
@@ -67,64 +72,57 @@ func New(now time.Time) *Engine {
 }
 
 func (e *Engine) fixture() {
-	add := func(m engine.MapView) {
-		m.Actions = actionsFor(m.Status)
+	add := func(m wire.MapView) {
+		m.Actions = engine.Actions(m.Status)
 		e.order = append(e.order, m.Name)
 		e.maps[m.Name] = &m
 	}
-	add(engine.MapView{
-		Name: "customers", Left: "erp.customer", Right: "crm.account", Status: engine.Running,
+	add(wire.MapView{
+		Name: "customers", Left: "erp.customer", Right: "crm.account", Status: wire.Running,
 		Master: "left", LastSync: e.now.Add(-3 * time.Second),
 		InitRowsDone: 1200, InitRowsTotal: 1200,
 		Applied: map[string]int64{"erp->crm": 42, "crm->erp": 7},
-		Lag:     []engine.SideLag{{Side: "erp", Bytes: 512, Seconds: 0.2, RetainedLog: 4096}},
+		Lag:     []wire.SideLag{{Side: "erp", Bytes: 512, Seconds: 0.2, RetainedLog: 4096}},
 	})
-	add(engine.MapView{
-		Name: "orders", Left: "erp.sales_order", Right: "crm.order", Status: engine.NotRunning,
+	add(wire.MapView{
+		Name: "orders", Left: "erp.sales_order", Right: "crm.order", Status: wire.NotRunning,
 		Master: "left", DependsOn: []string{"customers", "products"},
 		InitRowsTotal: 2000, InitErrors: 7,
 	})
-	add(engine.MapView{
-		Name: "products", Left: "erp.item", Right: "crm.product", Status: engine.Paused,
+	add(wire.MapView{
+		Name: "products", Left: "erp.item", Right: "crm.product", Status: wire.Paused,
 		Master: "right", LastSync: e.now.Add(-10 * time.Minute),
 		InitRowsDone: 80, InitRowsTotal: 80, CatchUpErrors: 2,
 		QueueDepth: 1204, QueueBytes: 311000, QueueAgeSec: 192.4,
 	})
-	add(engine.MapView{
-		Name: "invoices", Left: "erp.invoice", Right: "crm.invoice", Status: engine.NotRunning,
+	add(wire.MapView{
+		Name: "invoices", Left: "erp.invoice", Right: "crm.invoice", Status: wire.NotRunning,
 		Master: "left", Problems: []string{"DW1003 integration key missing: table crm.invoice has no unique index on (number); add one or choose another key"},
 	})
+	add(engine.MapView{
+		Name: "contacts", Left: "erp.contact", Right: "crm.contact", Status: engine.Running,
+		Master: "right", LastSync: e.now.Add(-95 * time.Second),
+		InitRowsDone: 310, InitRowsTotal: 310,
+		Condition: &engine.Condition{Kind: engine.ConditionStalled, Code: string(problem.ConnectionFailed), Side: "crm",
+			Message: "the replication stream from slot dw_demo_crm is down; reconnecting: dial tcp 127.0.0.1:5433: connect: connection refused",
+			Since:   e.now.Add(-90 * time.Second)},
+	})
 	for i := range int64(7) {
-		e.initErrs["orders"] = append(e.initErrs["orders"], engine.RowError{
+		e.initErrs["orders"] = append(e.initErrs["orders"], wire.RowError{
 			ID: 100 + i, Map: "orders", Direction: "erp->crm",
-			Key:  fmt.Sprintf(`{"order_no":"SO-%04d"}`, 10+i),
+			Key:  fmt.Sprintf(`[{"t":"s","v":"usmf"},{"t":"s","v":"SO-%04d"}]`, 10+i),
 			Code: string(problem.LookupUnresolved), Message: fmt.Sprintf("customer C%03d has no matching crm.account; run the customers map first", i),
 			Time: e.now.Add(-time.Duration(60-i) * time.Second),
 		})
 	}
-	e.catchUp["products"] = []engine.RowError{
-		{ID: 201, Map: "products", Direction: "crm->erp", Key: `{"sku":"A-1"}`, Code: string(problem.RowWriteFailed),
+	e.catchUp["products"] = []wire.RowError{
+		{ID: 201, Map: "products", Direction: "crm->erp", Key: `[{"t":"s","v":"A-1"}]`, Code: string(problem.RowWriteFailed),
 			Message: "erp.item rejected the write: value too long for column name (40)", Time: e.now.Add(-5 * time.Minute), Changes: 3},
-		{ID: 202, Map: "products", Direction: "erp->crm", Key: `{"sku":"B-7"}`, Code: string(problem.TransformFailed),
+		{ID: 202, Map: "products", Direction: "erp->crm", Key: `[{"t":"s","v":"B-7"}]`, Code: string(problem.TransformFailed),
 			Message: "expression price * 1.2 failed: price is NULL", Time: e.now.Add(-4 * time.Minute), Changes: 1},
 	}
 	e.log("customers", "engine", "status", "Initializing → Running")
 	e.log("customers", "cli", "run", "run requested")
-}
-
-// actionsFor is the fake's lifecycle: the actions allowed in each status.
-func actionsFor(s engine.Status) []engine.Action {
-	switch s {
-	case engine.NotRunning:
-		return []engine.Action{engine.ActionRun}
-	case engine.Initializing, engine.Resuming:
-		return []engine.Action{engine.ActionStop}
-	case engine.Running:
-		return []engine.Action{engine.ActionPause, engine.ActionStop}
-	case engine.Paused:
-		return []engine.Action{engine.ActionRun, engine.ActionStop}
-	}
-	return nil
 }
 
 // Calls returns the actions performed so far.
@@ -136,7 +134,7 @@ func (e *Engine) Calls() []Call {
 
 func (e *Engine) log(name, actor, kind, msg string) {
 	e.nextAct++
-	e.activity[name] = append(e.activity[name], engine.Activity{
+	e.activity[name] = append(e.activity[name], wire.Activity{
 		ID: e.nextAct, Map: name, Time: e.now.Add(time.Duration(e.nextAct) * time.Second),
 		Actor: actor, Kind: kind, Message: msg,
 	})
@@ -144,7 +142,7 @@ func (e *Engine) log(name, actor, kind, msg string) {
 
 // enter checks the failure knobs and the map's existence; the caller
 // holds e.mu.
-func (e *Engine) enter(name string) (*engine.MapView, error) {
+func (e *Engine) enter(name string) (*wire.MapView, error) {
 	if e.Panic != nil {
 		panic(e.Panic)
 	}
@@ -161,20 +159,20 @@ func (e *Engine) enter(name string) (*engine.MapView, error) {
 	return m, nil
 }
 
-func view(m *engine.MapView) engine.MapView {
+func view(m *wire.MapView) wire.MapView {
 	v := *m
 	v.Actions = slices.Clone(m.Actions)
 	return v
 }
 
 // Maps implements api.Engine.
-func (e *Engine) Maps(ctx context.Context) ([]engine.MapView, error) {
+func (e *Engine) Maps(ctx context.Context) ([]wire.MapView, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := e.enter(""); err != nil {
 		return nil, err
 	}
-	out := make([]engine.MapView, 0, len(e.order))
+	out := make([]wire.MapView, 0, len(e.order))
 	for _, n := range e.order {
 		out = append(out, view(e.maps[n]))
 	}
@@ -183,64 +181,67 @@ func (e *Engine) Maps(ctx context.Context) ([]engine.MapView, error) {
 
 // Map implements api.Engine. Each call moves an Initializing map InitStep
 // rows on, and a Resuming map to Running.
-func (e *Engine) Map(ctx context.Context, name string) (engine.MapView, error) {
+func (e *Engine) Map(ctx context.Context, name string) (wire.MapView, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, err := e.enter(name)
 	if err != nil {
-		return engine.MapView{}, err
+		return wire.MapView{}, err
 	}
 	v := view(m)
 	switch m.Status {
-	case engine.Initializing:
-		m.InitRowsDone = min(m.InitRowsDone+e.InitStep, m.InitRowsTotal)
-		if m.InitRowsDone == m.InitRowsTotal {
-			e.setStatus(m, engine.Running)
+	case wire.Initializing:
+		if !e.skipInit[name] {
+			m.InitRowsDone = min(m.InitRowsDone+e.InitStep, m.InitRowsTotal)
 		}
-	case engine.Resuming:
-		e.setStatus(m, engine.Running)
+		if e.skipInit[name] || m.InitRowsDone == m.InitRowsTotal {
+			e.setStatus(m, wire.Running)
+		}
+	case wire.Resuming:
+		e.setStatus(m, wire.Running)
 	}
 	return v, nil
 }
 
-func (e *Engine) setStatus(m *engine.MapView, s engine.Status) {
+func (e *Engine) setStatus(m *wire.MapView, s wire.Status) {
 	m.Status = s
-	m.Actions = actionsFor(s)
+	m.Actions = engine.Actions(s)
 	e.log(m.Name, "engine", "status", "→ "+string(s))
 }
 
-func allowed(m *engine.MapView, a engine.Action) error {
-	if slices.Contains(m.Actions, a) {
-		return nil
-	}
-	return problem.New(problem.InvalidAction, "cannot %s map %s while it is %s; allowed: %v", a, m.Name, m.Status, m.Actions)
-}
-
 // Run implements api.Engine.
-func (e *Engine) Run(ctx context.Context, name string, o engine.RunOptions) (engine.ActionResult, error) {
+func (e *Engine) Run(ctx context.Context, name string, o wire.RunOptions) (wire.ActionResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, err := e.enter(name)
 	if err != nil {
-		return engine.ActionResult{}, err
+		return wire.ActionResult{}, err
 	}
 	e.calls = append(e.calls, Call{Method: "Run", Map: name, Actor: o.Actor, Opts: o})
 	if len(m.Problems) > 0 {
-		return engine.ActionResult{}, problem.New(problem.MapInvalid, "map %s has %d validation errors; run `dualwrite validate` and fix them", name, len(m.Problems))
+		return wire.ActionResult{}, problem.New(problem.MapInvalid, "map %s has %d validation errors; run `dualwrite validate` and fix them", name, len(m.Problems))
 	}
-	if err := allowed(m, engine.ActionRun); err != nil {
-		return engine.ActionResult{}, err
+	next, err := engine.Next(name, m.Status, wire.ActionRun)
+	if err != nil {
+		return wire.ActionResult{}, err
 	}
 	var related []string
 	for _, d := range m.DependsOn {
-		if dm, ok := e.maps[d]; ok && dm.Status != engine.Running {
+		if dm, ok := e.maps[d]; ok && dm.Status != wire.Running && dm.Status != wire.Initializing && dm.Status != wire.Resuming {
 			related = append(related, d)
 		}
 	}
-	res := engine.ActionResult{Map: name, Related: related}
+	res := wire.ActionResult{Map: name, Related: related}
 	if o.WithRelated {
 		for _, d := range related {
-			e.setStatus(e.maps[d], engine.Running)
+			dm := e.maps[d]
+			to, err := engine.Next(d, dm.Status, wire.ActionRun)
+			if err != nil {
+				return wire.ActionResult{}, err
+			}
+			// The fake ends a related map's initial sync at once.
+			e.setStatus(dm, to)
+			e.setStatus(dm, wire.Running)
 			res.Acted = append(res.Acted, d)
 		}
 		res.Acted = append(res.Acted, name)
@@ -248,13 +249,9 @@ func (e *Engine) Run(ctx context.Context, name string, o engine.RunOptions) (eng
 	if o.Master != "" {
 		m.Master = o.Master
 	}
-	next := engine.Running
-	switch {
-	case m.Status == engine.Paused:
-		next = engine.Resuming
-	case !o.SkipInitialSync && m.InitRowsTotal > 0:
-		next = engine.Initializing
+	if next == wire.Initializing {
 		m.InitRowsDone = 0
+		e.skipInit[name] = o.SkipInitialSync || m.InitRowsTotal == 0
 	}
 	e.log(name, o.Actor, "run", "run requested")
 	e.setStatus(m, next)
@@ -263,33 +260,34 @@ func (e *Engine) Run(ctx context.Context, name string, o engine.RunOptions) (eng
 }
 
 // Pause implements api.Engine.
-func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor string) (engine.ActionResult, error) {
-	return e.transition(name, "Pause", engine.ActionPause, engine.Paused, actor)
+func (e *Engine) Pause(ctx context.Context, name string, withRelated bool, actor string) (wire.ActionResult, error) {
+	return e.transition(name, "Pause", wire.ActionPause, actor)
 }
 
 // Stop implements api.Engine.
-func (e *Engine) Stop(ctx context.Context, name string, actor string) (engine.ActionResult, error) {
-	return e.transition(name, "Stop", engine.ActionStop, engine.NotRunning, actor)
+func (e *Engine) Stop(ctx context.Context, name string, actor string) (wire.ActionResult, error) {
+	return e.transition(name, "Stop", wire.ActionStop, actor)
 }
 
-func (e *Engine) transition(name, method string, a engine.Action, to engine.Status, actor string) (engine.ActionResult, error) {
+func (e *Engine) transition(name, method string, a wire.Action, actor string) (wire.ActionResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, err := e.enter(name)
 	if err != nil {
-		return engine.ActionResult{}, err
+		return wire.ActionResult{}, err
 	}
 	e.calls = append(e.calls, Call{Method: method, Map: name, Actor: actor})
-	if err := allowed(m, a); err != nil {
-		return engine.ActionResult{}, err
+	to, err := engine.Next(name, m.Status, a)
+	if err != nil {
+		return wire.ActionResult{}, err
 	}
 	e.log(name, actor, "run", string(a)+" requested")
 	e.setStatus(m, to)
-	return engine.ActionResult{Map: name, Status: to}, nil
+	return wire.ActionResult{Map: name, Status: to}, nil
 }
 
 // InitErrors implements api.Engine.
-func (e *Engine) InitErrors(ctx context.Context, name string) ([]engine.RowError, error) {
+func (e *Engine) InitErrors(ctx context.Context, name string) ([]wire.RowError, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := e.enter(name); err != nil {
@@ -299,7 +297,7 @@ func (e *Engine) InitErrors(ctx context.Context, name string) ([]engine.RowError
 }
 
 // CatchUpErrors implements api.Engine.
-func (e *Engine) CatchUpErrors(ctx context.Context, name string) ([]engine.RowError, error) {
+func (e *Engine) CatchUpErrors(ctx context.Context, name string) ([]wire.RowError, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := e.enter(name); err != nil {
@@ -310,8 +308,8 @@ func (e *Engine) CatchUpErrors(ctx context.Context, name string) ([]engine.RowEr
 
 // retryIn retries the selected errors of list (all when ids is empty):
 // those in FailRetry stay, the others go.
-func (e *Engine) retryIn(list []engine.RowError, ids []int64) ([]engine.RowError, engine.RetryResult) {
-	var res engine.RetryResult
+func (e *Engine) retryIn(list []wire.RowError, ids []int64) ([]wire.RowError, wire.RetryResult) {
+	var res wire.RetryResult
 	kept := list[:0:0]
 	for _, re := range list {
 		if len(ids) > 0 && !slices.Contains(ids, re.ID) {
@@ -330,12 +328,12 @@ func (e *Engine) retryIn(list []engine.RowError, ids []int64) ([]engine.RowError
 }
 
 // Rerun implements api.Engine.
-func (e *Engine) Rerun(ctx context.Context, name string, actor string) (engine.RetryResult, error) {
+func (e *Engine) Rerun(ctx context.Context, name string, actor string) (wire.RetryResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, err := e.enter(name)
 	if err != nil {
-		return engine.RetryResult{}, err
+		return wire.RetryResult{}, err
 	}
 	e.calls = append(e.calls, Call{Method: "Rerun", Map: name, Actor: actor})
 	kept, res := e.retryIn(e.initErrs[name], nil)
@@ -346,12 +344,12 @@ func (e *Engine) Rerun(ctx context.Context, name string, actor string) (engine.R
 }
 
 // Retry implements api.Engine.
-func (e *Engine) Retry(ctx context.Context, name string, ids []int64, actor string) (engine.RetryResult, error) {
+func (e *Engine) Retry(ctx context.Context, name string, ids []int64, actor string) (wire.RetryResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, err := e.enter(name)
 	if err != nil {
-		return engine.RetryResult{}, err
+		return wire.RetryResult{}, err
 	}
 	e.calls = append(e.calls, Call{Method: "Retry", Map: name, Actor: actor, IDs: ids})
 	kept, res := e.retryIn(e.catchUp[name], ids)
@@ -369,7 +367,7 @@ func (e *Engine) Discard(ctx context.Context, name string, ids []int64, actor st
 		return 0, err
 	}
 	e.calls = append(e.calls, Call{Method: "Discard", Map: name, Actor: actor, IDs: ids})
-	var kept []engine.RowError
+	var kept []wire.RowError
 	n := 0
 	for _, re := range e.catchUp[name] {
 		if len(ids) > 0 && !slices.Contains(ids, re.ID) {
@@ -384,7 +382,7 @@ func (e *Engine) Discard(ctx context.Context, name string, ids []int64, actor st
 }
 
 // Activity implements api.Engine: newest first, at most limit entries.
-func (e *Engine) Activity(ctx context.Context, name string, limit int) ([]engine.Activity, error) {
+func (e *Engine) Activity(ctx context.Context, name string, limit int) ([]wire.Activity, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := e.enter(name); err != nil {

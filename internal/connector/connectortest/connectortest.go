@@ -103,6 +103,9 @@ func Run(t *testing.T, h Harness) {
 		{"CaptureEcho", testCaptureEcho},
 		{"CaptureResume", testCaptureResume},
 		{"CaptureNextHonoursContext", testCaptureContext},
+		{"SourceIdentity", testSourceIdentity},
+		{"Owner", testOwner},
+		{"CaptureTruncate", testCaptureTruncate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

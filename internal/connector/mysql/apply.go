@@ -41,6 +41,9 @@ func (c *Connector) ensureProgress(ctx context.Context) error {
 			return fmt.Errorf("create dualwrite tables in %s: %w", c.schema, err)
 		}
 	}
+	if err := c.addSourceColumn(ctx); err != nil {
+		return err
+	}
 	c.progressOK = true
 	return nil
 }
@@ -48,14 +51,21 @@ func (c *Connector) ensureProgress(ctx context.Context) error {
 // AppliedPosition returns the position last recorded for stream.
 func (c *Connector) AppliedPosition(ctx context.Context, stream string) (change.Position, error) {
 	var p change.Position
-	err := c.db.QueryRowContext(ctx, "SELECT lsn, sub, token FROM "+quote(progressTable)+" WHERE stream = ?", stream).
-		Scan(&p.LSN, &p.Sub, &p.Token)
+	var source string
+	if err := c.ensureProgress(ctx); err != nil {
+		return change.Position{}, err
+	}
+	err := c.db.QueryRowContext(ctx, "SELECT lsn, sub, token, source FROM "+quote(progressTable)+" WHERE stream = ?", stream).
+		Scan(&p.LSN, &p.Sub, &p.Token, &source)
 	var me *gomysql.MySQLError
 	switch {
 	case errors.Is(err, sql.ErrNoRows), errors.As(err, &me) && me.Number == 1146:
 		return change.Position{}, nil
 	case err != nil:
 		return change.Position{}, fmt.Errorf("read applied position of stream %s: %w", stream, err)
+	}
+	if err := foreign(stream, c.boundSource(), source); err != nil {
+		return change.Position{}, err
 	}
 	return p, nil
 }
@@ -107,12 +117,17 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch, 
 	var res connector.Result
 	if !b.Position.IsZero() {
 		var cur change.Position
-		err := tx.QueryRowContext(ctx, "SELECT lsn, sub FROM "+quote(progressTable)+" WHERE stream = ? FOR UPDATE", b.Stream).
-			Scan(&cur.LSN, &cur.Sub)
+		var source string
+		err := tx.QueryRowContext(ctx, "SELECT lsn, sub, source FROM "+quote(progressTable)+" WHERE stream = ? FOR UPDATE", b.Stream).
+			Scan(&cur.LSN, &cur.Sub, &source)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return res, fmt.Errorf("apply batch for stream %s: read applied position: %w", b.Stream, err)
+		case foreign(b.Stream, c.boundSource(), source) != nil:
+			// Invariant: a position recorded for another source is never
+			// compared with this source's positions.
+			return res, foreign(b.Stream, c.boundSource(), source)
 		case !cur.Less(b.Position):
 			// Invariant: a batch not after the stored position was
 			// applied before; applying is idempotent.
@@ -262,9 +277,9 @@ func (c *Connector) applyTx(ctx context.Context, tx *sql.Tx, b connector.Batch, 
 		}
 	}
 	if !b.Position.IsZero() {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO "+quote(progressTable)+" (stream, lsn, sub, token) VALUES (?, ?, ?, ?) "+
-			"ON DUPLICATE KEY UPDATE lsn = VALUES(lsn), sub = VALUES(sub), token = VALUES(token)",
-			b.Stream, b.Position.LSN, b.Position.Sub, b.Position.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+quote(progressTable)+" (stream, lsn, sub, token, source) VALUES (?, ?, ?, ?, ?) "+
+			"ON DUPLICATE KEY UPDATE lsn = VALUES(lsn), sub = VALUES(sub), token = VALUES(token), source = VALUES(source)",
+			b.Stream, b.Position.LSN, b.Position.Sub, b.Position.Token, c.boundSource()); err != nil {
 			return res, fmt.Errorf("apply batch for stream %s: record position: %w", b.Stream, err)
 		}
 	}

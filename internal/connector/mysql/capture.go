@@ -88,6 +88,8 @@ type Capturer struct {
 	reader    binlogPos // end of the last event the reader processed
 	lastEvent time.Time // header timestamp of that event
 	fatal     error     // the error that stopped the reader
+	lost      error     // why the reader is reconnecting; nil while it streams
+	ddl       bool      // a DDL statement was read since SchemaChanges
 	meta      map[string]*tableMeta
 }
 
@@ -287,6 +289,7 @@ func (cp *Capturer) run(ctx context.Context, conn *binlog.Conn, start binlogPos)
 			if err == nil {
 				cp.mu.Lock()
 				cp.conn = conn
+				cp.lost = nil
 				cp.mu.Unlock()
 			}
 		}
@@ -326,6 +329,10 @@ func (cp *Capturer) run(ctx context.Context, conn *binlog.Conn, start binlogPos)
 		}
 		start = cp.acked
 		cp.unacked = nil
+		cp.lost = err
+		if err != nil && problem.CodeOf(err) == "" {
+			cp.lost = problem.Wrap(problem.ConnectionFailed, err, "the binary log connection to %s is down; reconnecting", cp.c.cfg.Addr)
+		}
 		cp.meta = map[string]*tableMeta{}
 		cp.mu.Unlock()
 		cp.c.log.Warn("binlog connection lost; reconnecting", "error", err, "position", start.String(), "backoff", backoff)
@@ -398,10 +405,22 @@ func (cp *Capturer) stream(ctx context.Context, conn *binlog.Conn, start binlogP
 			case q == "ROLLBACK":
 				st = txState{}
 			default:
+				if name, ok := cp.truncated(ev, b); ok {
+					// A TRUNCATE is logged as a statement, not as rows: it
+					// is a change of its own for the engine (on_truncate).
+					st.changes = append(st.changes, change.Change{Table: name, Op: change.Truncate})
+				} else if name, ok := cp.statementWrite(ev, b); ok {
+					// Invariant: a write to a watched table that the log
+					// holds as a statement is never skipped in silence.
+					return problem.New(problem.ServerSetting,
+						"the binary log holds a write to %s as a statement, not as rows (binlog_format was changed from ROW for the server or a session); set binlog_format=ROW, then resync the maps on this side (stop, then run with initial sync): %.200s",
+						name, b.SQL)
+				}
 				// DDL (or a statement-format DML, which carries no rows):
 				// table definitions may have changed.
 				cp.mu.Lock()
 				cp.meta = map[string]*tableMeta{}
+				cp.ddl = true
 				cp.mu.Unlock()
 				if !st.inTx {
 					if err := cp.finish(ctx, &st, ev, file); err != nil {
@@ -419,6 +438,35 @@ func (cp *Capturer) stream(ctx context.Context, conn *binlog.Conn, start binlogP
 			}
 		}
 	}
+}
+
+// truncated returns the configured name of the watched table a QUERY
+// event truncates. The engine's own statements (skip_replication) are
+// not reported; the engine never truncates, but an echo is never a change.
+func (cp *Capturer) truncated(ev *binlog.Event, q *binlog.Query) (string, bool) {
+	if ev.Flags&binlog.FlagSkipReplication != 0 {
+		return "", false
+	}
+	schema, table, ok := truncatedTable(q.SQL, q.Schema)
+	if !ok {
+		return "", false
+	}
+	name, ok := cp.watch[schema+"\x00"+table]
+	return name, ok
+}
+
+// statementWrite returns the configured name of the watched table a DML
+// statement logged as text writes to.
+func (cp *Capturer) statementWrite(ev *binlog.Event, q *binlog.Query) (string, bool) {
+	if ev.Flags&binlog.FlagSkipReplication != 0 {
+		return "", false
+	}
+	schema, table, ok := statementTable(q.SQL, q.Schema)
+	if !ok {
+		return "", false
+	}
+	name, ok := cp.watch[schema+"\x00"+table]
+	return name, ok
 }
 
 // rows turns a rows event of a watched table into changes.
@@ -597,6 +645,35 @@ func (cp *Capturer) Ack(ctx context.Context, pos change.Position) error {
 	cp.unacked = cp.unacked[i:]
 	return nil
 }
+
+// Stalled returns why the binary log connection is down while the reader
+// reconnects, or nil.
+func (cp *Capturer) Stalled() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.lost
+}
+
+var _ connector.StallReporter = (*Capturer)(nil)
+
+// SchemaChanges returns every watched table after a DDL statement was read
+// since the previous call (the statement is not parsed: any table may have
+// changed), else nothing.
+func (cp *Capturer) SchemaChanges() []string {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if !cp.ddl {
+		return nil
+	}
+	cp.ddl = false
+	out := make([]string, 0, len(cp.watch))
+	for _, t := range cp.watch {
+		out = append(out, t)
+	}
+	return out
+}
+
+var _ connector.SchemaWatcher = (*Capturer)(nil)
 
 // EchoesSuppressed counts the engine's own row writes dropped.
 func (cp *Capturer) EchoesSuppressed() int64 { return cp.echoes.Load() }

@@ -366,3 +366,65 @@ func TestCheckAndLag(t *testing.T) {
 		t.Errorf("Lag after Ack = %+v, %v; want under 5 seconds", lag, err)
 	}
 }
+
+// TestCaptureTruncate: a TRUNCATE of a watched table, however it is
+// written, arrives as a truncate change in binlog order; one of a table
+// that is not watched, or of the same name in another database, does not.
+func TestCaptureTruncate(t *testing.T) {
+	t.Parallel()
+	c, app, name := openTest(t)
+	mustExec(t, app, "CREATE TABLE `tr` (id int PRIMARY KEY)")
+	mustExec(t, app, "CREATE TABLE `other` (id int PRIMARY KEY)")
+	otherDB, _ := testDB(t)
+	mustExec(t, app, "CREATE TABLE `"+otherDB+"`.tr (id int PRIMARY KEY)")
+	cp := capture(t, c, change.Position{}, "tr")
+	mustExec(t, app, "INSERT INTO tr VALUES (1)")
+	mustExec(t, app, "/* nightly reload */ TRUNCATE TABLE `"+name+"`.`tr`")
+	mustExec(t, app, "TRUNCATE other")
+	mustExec(t, app, "TRUNCATE TABLE `"+otherDB+"`.tr")
+	mustExec(t, app, "INSERT INTO tr VALUES (2)")
+	mustExec(t, app, "truncate tr")
+	var got []string
+	for range 4 {
+		tx := next(t, cp)
+		for _, ch := range tx.Changes {
+			s := ch.Op.String() + " " + ch.Table
+			if ch.New != nil {
+				s += fmt.Sprint(" ", ch.New["id"])
+			}
+			got = append(got, s)
+		}
+	}
+	if want := "insert tr 1,truncate tr,insert tr 2,truncate tr"; strings.Join(got, ",") != want {
+		t.Fatalf("changes = %v, want %s", got, want)
+	}
+	expectNone(t, cp)
+}
+
+// TestCaptureStatementFormat: a write to a watched table that the binary
+// log holds as a statement (a session switched binlog_format) stops
+// capture with DW1050 instead of being skipped; one to another table
+// does not.
+func TestCaptureStatementFormat(t *testing.T) {
+	t.Parallel()
+	c, app, _ := openTest(t)
+	mustExec(t, app, "CREATE TABLE sf (id int PRIMARY KEY)")
+	mustExec(t, app, "CREATE TABLE sf_other (id int PRIMARY KEY)")
+	cp := capture(t, c, change.Position{}, "sf")
+	conn, err := app.Conn(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"SET SESSION binlog_format = 'STATEMENT'", "INSERT INTO sf_other VALUES (1)", "INSERT INTO sf VALUES (1)"} {
+		if _, err := conn.ExecContext(ctxT(t), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tx, err := cp.Next(ctx)
+	if problem.CodeOf(err) != problem.ServerSetting || !strings.Contains(err.Error(), "binlog_format") {
+		t.Fatalf("Next = %+v, %v; want a DW1050 error naming binlog_format", tx.Changes, err)
+	}
+}

@@ -44,6 +44,8 @@ func (harness) Type(k connector.Kind) string {
 
 func (harness) Placeholder(int) string { return "?" }
 
+func (harness) TruncateSQL(table string) string { return "TRUNCATE TABLE " + table }
+
 func (harness) Quote(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
 
 func (harness) UUIDDefault() string { return "(uuid())" }

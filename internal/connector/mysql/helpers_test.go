@@ -11,6 +11,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/dualwrite/dualwrite/internal/servertest"
 )
 
 // serverDSN is the root DSN of the test server, without a database.
@@ -31,10 +33,14 @@ func testDB(t *testing.T) (name, dsn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := root.PingContext(ctx); err != nil {
+		root.Close()
+		servertest.Missing(t, "no MariaDB/MySQL server at %s: %v", serverDSN(), err)
+	}
 	name = fmt.Sprintf("dw_test_%016x", rand.Uint64())
 	if _, err := root.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4"); err != nil {
 		root.Close()
-		t.Skipf("no MariaDB/MySQL server at %s: %v", serverDSN(), err)
+		t.Fatalf("create test database %s on %s: %v", name, serverDSN(), err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -78,6 +78,10 @@ type Connector struct {
 	progressMu sync.Mutex
 	progressOK bool
 
+	// source is the identity of the source whose positions the progress
+	// table records (ownership.go); "" checks nothing.
+	source atomic.Pointer[string]
+
 	capMu    sync.Mutex
 	capturer *Capturer // the latest open capture, for Lag
 

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS dualwrite.progress (
   lsn    bigint NOT NULL,
   sub    int NOT NULL DEFAULT 0,
   token  text NOT NULL DEFAULT ''
-)`
+);
+ALTER TABLE dualwrite.progress ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT ''`
 
 // applySession returns the dedicated apply session, connecting and
 // choosing the echo mode on first use or after a lost connection. The
@@ -209,7 +210,7 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 		}
 	}
 	if !b.Position.IsZero() {
-		stored, err := readProgress(ctx, pc, b.Stream, true)
+		stored, err := c.readProgress(ctx, pc, b.Stream, true)
 		if err != nil {
 			return connector.Result{}, err
 		}
@@ -339,7 +340,7 @@ func (c *Connector) applyTx(ctx context.Context, pc *pgconn.PgConn, b connector.
 	if !b.Position.IsZero() {
 		// Invariant: the applied position commits in the same transaction
 		// as the writes it covers.
-		if err := writeProgress(ctx, pc, b.Stream, b.Position); err != nil {
+		if err := c.writeProgress(ctx, pc, b.Stream, b.Position); err != nil {
 			return connector.Result{}, err
 		}
 	}
@@ -553,40 +554,17 @@ func (c *Connector) write(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo,
 	return nil
 }
 
-func readProgress(ctx context.Context, pc *pgconn.PgConn, stream string, lock bool) (change.Position, error) {
-	q := "SELECT lsn, sub, token FROM dualwrite.progress WHERE stream = $1"
-	if lock {
-		q += " FOR UPDATE"
-	}
-	res, err := query(ctx, pc, q, []uint32{25}, []any{stream})
-	if err != nil {
-		return change.Position{}, fmt.Errorf("read applied position of %s: %w", stream, err)
-	}
-	if len(res.rows) == 0 {
-		return change.Position{}, nil
-	}
-	r := res.rows[0]
-	// The LSN column holds the uint64 bit pattern: LSNs of other sides
-	// may use the top bit; comparisons happen in Go.
-	return change.Position{LSN: uint64(r[0].(int64)), Sub: uint32(r[1].(int64)), Token: r[2].(string)}, nil
-}
-
-func writeProgress(ctx context.Context, pc *pgconn.PgConn, stream string, p change.Position) error {
-	_, err := query(ctx, pc, `INSERT INTO dualwrite.progress (stream, lsn, sub, token) VALUES ($1, $2, $3, $4)
-ON CONFLICT (stream) DO UPDATE SET lsn = EXCLUDED.lsn, sub = EXCLUDED.sub, token = EXCLUDED.token`,
-		[]uint32{25, 20, 23, 25}, []any{stream, int64(p.LSN), int64(p.Sub), p.Token})
-	if err != nil {
-		return fmt.Errorf("record applied position of %s: %w", stream, err)
-	}
-	return nil
-}
-
 // AppliedPosition returns the last position recorded for stream.
 func (c *Connector) AppliedPosition(ctx context.Context, stream string) (change.Position, error) {
 	var p change.Position
 	err := c.withConn(ctx, func(pc *pgconn.PgConn) error {
 		var err error
-		p, err = readProgress(ctx, pc, stream, false)
+		p, err = c.readProgress(ctx, pc, stream, false)
+		if pgCode(err) == "42703" { // a progress table of an earlier version: add its source column
+			if err = createProgress(ctx, pc); err == nil {
+				p, err = c.readProgress(ctx, pc, stream, false)
+			}
+		}
 		return err
 	})
 	if pgCode(err) == "42P01" || pgCode(err) == "3F000" { // nothing applied yet

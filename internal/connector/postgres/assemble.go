@@ -6,16 +6,8 @@ import (
 	"strings"
 
 	"github.com/dualwrite/dualwrite/internal/change"
-	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/connector/postgres/pgrepl"
-	"github.com/dualwrite/dualwrite/internal/problem"
 )
-
-// errTruncate is returned for a TRUNCATE of a watched table. A truncate
-// carries no rows, so it cannot be turned into deletes the other side can
-// apply; the map must be resynced. The error wraps connector.ErrLogPurged
-// so the engine treats it as "needs resync".
-var errTruncate = fmt.Errorf("table truncated: %w", connector.ErrLogPurged)
 
 // assembler turns the pgoutput message stream into change.Tx values:
 // it caches relations, decodes tuples and drops the engine's own
@@ -30,6 +22,13 @@ type assembler struct {
 	baseType func(oid uint32) (uint32, error)
 
 	rels map[uint32]pgrepl.Relation
+	// altered is called with the configured name of a watched table whose
+	// Relation message came again, changed, on the same stream (an ALTER
+	// TABLE); nil ignores it.
+	altered func(table string)
+	// described holds each watched table's column names as described when
+	// capture opened: the first Relation of a table is compared with it.
+	described map[string][]string
 
 	inTx    bool
 	begin   pgrepl.Begin
@@ -101,6 +100,9 @@ func (a *assembler) handle(m pgrepl.Message) (*committed, error) {
 				}
 			}
 		}
+		if a.altered != nil {
+			a.noteRelation(m)
+		}
 		a.rels[m.ID] = m
 	case pgrepl.Type:
 	case pgrepl.Insert, pgrepl.Update, pgrepl.Delete:
@@ -114,21 +116,68 @@ func (a *assembler) handle(m pgrepl.Message) (*committed, error) {
 		if a.echo {
 			return nil, nil
 		}
-		var names []string
+		// A truncate of a watched table is a change of its own, in the
+		// transaction's order: the engine handles it per map (on_truncate).
 		for _, id := range m.RelationIDs {
-			if _, table, ok, _ := a.relation(id); ok {
-				names = append(names, table)
+			_, table, ok, err := a.relation(id)
+			if err != nil {
+				return nil, err
 			}
-		}
-		if len(names) > 0 {
-			return nil, problem.Wrap(problem.Truncated, errTruncate,
-				"%s truncated at the source (transaction %d); a truncate carries no rows to apply, so resync the maps on these tables (stop, then run with initial sync)",
-				strings.Join(names, ", "), a.begin.XID)
+			if ok {
+				a.add(change.Change{Table: table, Op: change.Truncate})
+			}
 		}
 	default:
 		return nil, fmt.Errorf("unexpected pgoutput message %T", m)
 	}
 	return nil, nil
+}
+
+// noteRelation reports a watched table whose definition m shows changed:
+// against the previous Relation of the same stream, or for the first one,
+// against the columns described when capture opened.
+func (a *assembler) noteRelation(m pgrepl.Relation) {
+	table, watched := a.tables[m.Namespace+"."+m.Name]
+	if prev, ok := a.rels[m.ID]; ok {
+		if sameRelation(prev, m) {
+			return
+		}
+		if !watched {
+			table, watched = a.tables[prev.Namespace+"."+prev.Name] // renamed away
+		}
+		if watched {
+			a.altered(table)
+		}
+		return
+	}
+	cols, known := a.described[table]
+	if !watched || !known {
+		return
+	}
+	if len(cols) != len(m.Columns) {
+		a.altered(table)
+		return
+	}
+	for i, c := range m.Columns {
+		if cols[i] != c.Name {
+			a.altered(table)
+			return
+		}
+	}
+}
+
+// sameRelation reports whether two Relation messages describe the same
+// table definition.
+func sameRelation(a, b pgrepl.Relation) bool {
+	if a.Namespace != b.Namespace || a.Name != b.Name || len(a.Columns) != len(b.Columns) {
+		return false
+	}
+	for i := range a.Columns {
+		if a.Columns[i].Name != b.Columns[i].Name || a.Columns[i].TypeOID != b.Columns[i].TypeOID || a.Columns[i].TypMod != b.Columns[i].TypMod {
+			return false
+		}
+	}
+	return true
 }
 
 // row decodes one row change of a transaction that is not an echo.

@@ -47,7 +47,14 @@ func TestAssembler(t *testing.T) {
 			true, false, []change.Change{{Table: "acct", Op: change.Update, Old: change.Row{"id": int64(5)}, New: change.Row{"id": int64(5)}, Unchanged: []string{"name"}}}, false},
 		{"change before relation", []pgrepl.Message{begin, insert}, false, false, nil, true},
 		{"bad value", []pgrepl.Message{rel, begin, pgrepl.Insert{RelationID: 7, New: row("x", "a")}}, false, false, nil, true},
-		{"truncate", []pgrepl.Message{rel, begin, pgrepl.Truncate{RelationIDs: []uint32{7}}}, false, false, nil, true},
+		{"truncate is a change in order", []pgrepl.Message{rel, other, begin, insert, pgrepl.Truncate{RelationIDs: []uint32{7, 8}}, insert, commit}, true, false,
+			[]change.Change{
+				{Table: "acct", Op: change.Insert, New: change.Row{"id": int64(1), "name": "a"}},
+				{Table: "acct", Op: change.Truncate},
+				{Table: "acct", Op: change.Insert, New: change.Row{"id": int64(1), "name": "a"}},
+			}, false},
+		{"truncate of an unwatched table only", []pgrepl.Message{other, begin, pgrepl.Truncate{RelationIDs: []uint32{8}}, commit}, false, false, nil, false},
+		{"truncate before relation", []pgrepl.Message{begin, pgrepl.Truncate{RelationIDs: []uint32{7}}}, false, false, nil, true},
 		{"truncate by the engine is dropped", []pgrepl.Message{rel, begin, pgrepl.Origin{Name: "dw"}, pgrepl.Truncate{RelationIDs: []uint32{7}}, commit}, false, true, nil, false},
 	}
 	for _, tc := range tests {
@@ -85,6 +92,54 @@ func TestAssembler(t *testing.T) {
 				if !reflect.DeepEqual(got.tx, want) {
 					t.Errorf("tx = %#v\nwant %#v", got.tx, want)
 				}
+			}
+		})
+	}
+}
+
+// TestAssemblerReportsAlteredRelations: a Relation message that comes
+// again on the same stream with another definition names its watched
+// table; the same definition again, or an unwatched table, does not.
+func TestAssemblerReportsAlteredRelations(t *testing.T) {
+	t.Parallel()
+	cols := []pgrepl.RelationColumn{{Key: true, Name: "id", TypeOID: pgrepl.OIDInt8}, {Name: "name", TypeOID: pgrepl.OIDText}}
+	rel := pgrepl.Relation{ID: 7, Namespace: "public", Name: "acct", Columns: cols}
+	dropped := rel
+	dropped.Columns = cols[:1]
+	retyped := rel
+	retyped.Columns = []pgrepl.RelationColumn{cols[0], {Name: "name", TypeOID: pgrepl.OIDInt8}}
+	renamed := rel
+	renamed.Name = "acct_old"
+	other := pgrepl.Relation{ID: 8, Namespace: "public", Name: "other", Columns: cols}
+	otherAltered := other
+	otherAltered.Columns = cols[:1]
+	tests := []struct {
+		name string
+		msgs []pgrepl.Message
+		want []string
+	}{
+		{"first relation", []pgrepl.Message{rel}, nil},
+		{"sent again unchanged", []pgrepl.Message{rel, rel}, nil},
+		{"column dropped", []pgrepl.Message{rel, dropped}, []string{"acct"}},
+		{"column retyped", []pgrepl.Message{rel, retyped}, []string{"acct"}},
+		{"table renamed", []pgrepl.Message{rel, renamed}, []string{"acct"}},
+		{"unwatched table altered", []pgrepl.Message{other, otherAltered}, nil},
+		{"first relation differs from the description", []pgrepl.Message{dropped}, []string{"acct"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newAssembler([]string{"acct"}, "dw")
+			a.described = map[string][]string{"acct": {"id", "name"}}
+			var got []string
+			a.altered = func(table string) { got = append(got, table) }
+			for _, m := range tc.msgs {
+				if _, err := a.handle(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("altered = %v, want %v", got, tc.want)
 			}
 		})
 	}

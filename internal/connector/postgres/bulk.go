@@ -41,9 +41,10 @@ func bulkRun(ws []connector.Write, infos []*tableInfo, i int) int {
 	return j
 }
 
-// bulkable reports whether w is a plain upsert or insert.
+// bulkable reports whether w is a plain upsert, insert or update.
 func bulkable(w connector.Write) bool {
-	return (w.Op == connector.Upsert || w.Op == connector.InsertOnly) && len(w.Expect) == 0 && len(w.Key) > 0
+	return (w.Op == connector.Upsert || w.Op == connector.InsertOnly || (w.Op == connector.UpdateOnly && len(w.Values) > 0)) &&
+		len(w.Expect) == 0 && len(w.Key) > 0
 }
 
 // sameShape reports whether two writes have the same op, table, key
@@ -114,9 +115,12 @@ func (c *Connector) bulkWrite(ctx context.Context, pc *pgconn.PgConn, ti *tableI
 		return err
 	}
 	var err error
-	if ws[0].Op == connector.InsertOnly {
+	switch ws[0].Op {
+	case connector.InsertOnly:
 		err = c.bulkInsertTx(ctx, pc, ti, ws)
-	} else {
+	case connector.UpdateOnly:
+		err = c.bulkUpdateTx(ctx, pc, ti, ws)
+	default:
 		err = c.bulkUpsertTx(ctx, pc, ti, ws)
 	}
 	if err != nil {
@@ -134,32 +138,13 @@ func (c *Connector) bulkWrite(ctx context.Context, pc *pgconn.PgConn, ti *tableI
 }
 
 func (c *Connector) bulkUpsertTx(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, ws []connector.Write) error {
-	keys, cols := bulkColumns(ws[0])
-	stage, err := c.stagingTable(ctx, pc, ti, cols)
-	if err != nil {
-		return err
-	}
-	// Staging tables are empty at the start of a transaction (ON COMMIT
-	// DELETE ROWS); one used earlier in this transaction is emptied.
-	if c.txStaged[stage] {
-		if err := exec(ctx, pc, "TRUNCATE "+stage); err != nil {
-			return err
-		}
-	}
-	if c.txStaged == nil {
-		c.txStaged = map[string]bool{}
-	}
-	c.txStaged[stage] = true
-	buf, err := copyRows(ws, cols)
+	keys, cols, stage, err := c.stage(ctx, pc, ti, ws)
 	if err != nil {
 		return err
 	}
 	qc := make([]string, len(cols))
 	for i, k := range cols {
 		qc[i] = qi(k)
-	}
-	if _, err := pc.CopyFrom(ctx, buf, fmt.Sprintf("COPY %s (%s) FROM STDIN", stage, strings.Join(qc, ", "))); err != nil {
-		return err
 	}
 	qk := make([]string, len(keys))
 	for i, k := range keys {
@@ -176,6 +161,60 @@ func (c *Connector) bulkUpsertTx(ctx context.Context, pc *pgconn.PgConn, ti *tab
 	list := strings.Join(qc, ", ")
 	return exec(ctx, pc, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) %s",
 		ti.qname, list, list, stage, strings.Join(qk, ", "), action))
+}
+
+// bulkUpdateTx updates the rows of ws that exist, through COPY into a
+// staging table and one UPDATE ... FROM; a missing row is left missing,
+// as UpdateOnly does.
+func (c *Connector) bulkUpdateTx(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, ws []connector.Write) error {
+	keys, cols, stage, err := c.stage(ctx, pc, ti, ws)
+	if err != nil {
+		return err
+	}
+	set := make([]string, 0, len(cols)-len(keys))
+	for _, k := range cols[len(keys):] {
+		set = append(set, qi(k)+" = s."+qi(k))
+	}
+	on := make([]string, len(keys))
+	for i, k := range keys {
+		on[i] = "t." + qi(k) + " = s." + qi(k)
+	}
+	return exec(ctx, pc, fmt.Sprintf("UPDATE %s AS t SET %s FROM %s AS s WHERE %s",
+		ti.qname, strings.Join(set, ", "), stage, strings.Join(on, " AND ")))
+}
+
+// stage copies the keys and values of ws (same shape) into the session's
+// staging table for their columns, emptied first, and returns the key
+// columns, every column and the staging table's name.
+func (c *Connector) stage(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, ws []connector.Write) (keys, cols []string, stage string, err error) {
+	keys, cols = bulkColumns(ws[0])
+	stage, err = c.stagingTable(ctx, pc, ti, cols)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	// Staging tables are empty at the start of a transaction (ON COMMIT
+	// DELETE ROWS); one used earlier in this transaction is emptied.
+	if c.txStaged[stage] {
+		if err := exec(ctx, pc, "TRUNCATE "+stage); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	if c.txStaged == nil {
+		c.txStaged = map[string]bool{}
+	}
+	c.txStaged[stage] = true
+	buf, err := copyRows(ws, cols)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	qc := make([]string, len(cols))
+	for i, k := range cols {
+		qc[i] = qi(k)
+	}
+	if _, err := pc.CopyFrom(ctx, buf, fmt.Sprintf("COPY %s (%s) FROM STDIN", stage, strings.Join(qc, ", "))); err != nil {
+		return nil, nil, "", err
+	}
+	return keys, cols, stage, nil
 }
 
 // bulkInsertTx copies ws straight into the table.

@@ -20,7 +20,11 @@ import (
 	"github.com/dualwrite/dualwrite/internal/problem"
 )
 
-var _ connector.EchoCounter = (*capturer)(nil)
+var (
+	_ connector.EchoCounter   = (*capturer)(nil)
+	_ connector.StallReporter = (*capturer)(nil)
+	_ connector.SchemaWatcher = (*capturer)(nil)
+)
 
 const (
 	statusInterval = 10 * time.Second
@@ -45,7 +49,8 @@ func (c *Connector) Capture(ctx context.Context, opts connector.CaptureOptions) 
 	if len(opts.Tables) == 0 {
 		return nil, errors.New("capture: no tables to watch")
 	}
-	if err := c.preparePublication(ctx, opts); err != nil {
+	columns, err := c.preparePublication(ctx, opts)
+	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
 	if err := c.ensureSlot(ctx, opts.From); err != nil {
@@ -65,6 +70,8 @@ func (c *Connector) Capture(ctx context.Context, opts connector.CaptureOptions) 
 		baseTypes: map[uint32]uint32{},
 	}
 	cp.asm.baseType = cp.resolveBaseType
+	cp.asm.described = columns
+	cp.asm.altered = cp.noteAltered
 	cp.stopping = c.shuttingDown
 	cp.acked.Store(opts.From.LSN)
 	cp.queued = pgrepl.LSN(opts.From.LSN)
@@ -83,14 +90,19 @@ func (c *Connector) Capture(ctx context.Context, opts connector.CaptureOptions) 
 }
 
 // preparePublication makes the publication cover exactly opts.Tables and
-// gives FullOld tables REPLICA IDENTITY FULL.
-func (c *Connector) preparePublication(ctx context.Context, opts connector.CaptureOptions) error {
-	return c.withConn(ctx, func(pc *pgconn.PgConn) error {
+// gives FullOld tables REPLICA IDENTITY FULL. It returns each table's
+// column names as described now.
+func (c *Connector) preparePublication(ctx context.Context, opts connector.CaptureOptions) (map[string][]string, error) {
+	columns := map[string][]string{}
+	err := c.withConn(ctx, func(pc *pgconn.PgConn) error {
 		want := make([]string, 0, len(opts.Tables))
 		for _, t := range opts.Tables {
 			ti, err := describeOn(ctx, pc, t)
 			if err != nil {
 				return err
+			}
+			for _, col := range ti.desc.Columns {
+				columns[t] = append(columns[t], col.Name)
 			}
 			s, n := splitName(t)
 			want = append(want, s+"."+n)
@@ -147,6 +159,7 @@ func (c *Connector) preparePublication(ctx context.Context, opts connector.Captu
 		c.log.Info("changed publication tables", "tables", want, "was", have)
 		return nil
 	})
+	return columns, err
 }
 
 // ensureSlot creates the slot when it is missing. A missing slot with a
@@ -239,6 +252,12 @@ type capturer struct {
 	stall     time.Duration                  // stallProbe
 	stopping  func(ctx context.Context) bool // Connector.shuttingDown
 
+	// lost is why the stream is down while run reconnects; nil while it
+	// streams (Stalled).
+	lostMu  sync.Mutex
+	lost    error
+	altered []string // tables whose Relation changed (SchemaChanges)
+
 	// Owned by the run goroutine.
 	queued    pgrepl.LSN // end LSN of the last transaction handed to Next
 	confirmed pgrepl.LSN // last position reported to the server
@@ -318,6 +337,7 @@ func (cp *capturer) run(conn *pgconn.PgConn) {
 				close(cp.failed)
 				return
 			}
+			cp.setLost(err)
 			cp.log.Error("capture stream lost; reconnecting from the last acknowledged position",
 				"error", err, "position", pgrepl.LSN(cp.acked.Load()).String(), "retry_in", backoff)
 		}
@@ -341,9 +361,11 @@ func (cp *capturer) run(conn *pgconn.PgConn) {
 				close(cp.failed)
 				return
 			}
+			cp.setLost(err)
 			cp.log.Error("capture reconnect failed", "error", err, "retry_in", backoff)
 			continue
 		}
+		cp.setLost(nil)
 		cp.log.Info("capture stream resumed", "position", pgrepl.LSN(cp.acked.Load()).String())
 		backoff = time.Second
 	}
@@ -613,6 +635,43 @@ func (cp *capturer) Ack(ctx context.Context, pos change.Position) error {
 	default:
 	}
 	return nil
+}
+
+// setLost records why the stream is down (nil: it streams again). An
+// error without a code is the server being out of reach.
+func (cp *capturer) setLost(err error) {
+	if err != nil && problem.CodeOf(err) == "" {
+		err = problem.Wrap(problem.ConnectionFailed, err, "the replication stream from slot %s is down; reconnecting", cp.c.opts.Slot)
+	}
+	cp.lostMu.Lock()
+	cp.lost = err
+	cp.lostMu.Unlock()
+}
+
+// noteAltered records a watched table whose definition changed.
+func (cp *capturer) noteAltered(table string) {
+	cp.lostMu.Lock()
+	defer cp.lostMu.Unlock()
+	if !slices.Contains(cp.altered, table) {
+		cp.altered = append(cp.altered, table)
+	}
+}
+
+// SchemaChanges returns the watched tables whose Relation message changed
+// since the previous call.
+func (cp *capturer) SchemaChanges() []string {
+	cp.lostMu.Lock()
+	defer cp.lostMu.Unlock()
+	out := cp.altered
+	cp.altered = nil
+	return out
+}
+
+// Stalled returns why the stream is down while it reconnects, or nil.
+func (cp *capturer) Stalled() error {
+	cp.lostMu.Lock()
+	defer cp.lostMu.Unlock()
+	return cp.lost
 }
 
 // EchoesSuppressed counts the engine's own transactions capture dropped.

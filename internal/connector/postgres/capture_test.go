@@ -220,11 +220,19 @@ func TestCaptureUpdatesDeletesToastAndAlter(t *testing.T) {
 		t.Errorf("one transaction = %v, want %v", ops, want)
 	}
 
-	// A truncate cannot be applied row by row: a permanent, coded error.
-	env.exec(t, `TRUNCATE doc`)
-	_, err := cp.Next(ctxT(t))
-	if problem.CodeOf(err) != problem.Truncated || !errors.Is(err, connector.ErrLogPurged) {
-		t.Errorf("after TRUNCATE: Next error = %v, want %s wrapping ErrLogPurged", err, problem.Truncated)
+	// A truncate is a change of its table, in order, and the stream goes on.
+	env.exec(t, `BEGIN; INSERT INTO doc (id) VALUES (11); TRUNCATE doc, audit; INSERT INTO doc (id) VALUES (12); COMMIT`)
+	tx = next(t, cp)
+	ops = nil
+	for _, ch := range tx.Changes {
+		ops = append(ops, ch.Op.String()+" "+ch.Table)
+	}
+	if want := []string{"insert doc", "truncate doc", "truncate public.audit", "insert doc"}; !slices.Equal(ops, want) {
+		t.Errorf("truncating transaction = %v, want %v", ops, want)
+	}
+	env.exec(t, `INSERT INTO doc (id) VALUES (13)`)
+	if ch := next(t, cp).Changes[0]; ch.Op != change.Insert || ch.New["id"] != int64(13) {
+		t.Errorf("after TRUNCATE: %+v, want the insert of 13", ch)
 	}
 }
 

@@ -46,6 +46,8 @@ func (harness) Type(k connector.Kind) string {
 
 func (harness) Placeholder(i int) string { return fmt.Sprintf("$%d", i) }
 
+func (harness) TruncateSQL(table string) string { return "TRUNCATE " + table }
+
 func (harness) Quote(name string) string { return pgrepl.QuoteIdent(name) }
 
 func (harness) UUIDDefault() string { return "gen_random_uuid()" }

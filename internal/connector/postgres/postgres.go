@@ -92,6 +92,10 @@ type Connector struct {
 	snapMu sync.Mutex
 	snap   *exported
 
+	// source is the identity of the source whose positions the progress
+	// table records (ownership.go); "" checks nothing.
+	source atomic.Pointer[string]
+
 	// lastCommit is the commit time (unix ns) of the last transaction
 	// capture received, for Lag.
 	lastCommit atomic.Int64

@@ -44,7 +44,7 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	defer func() { _ = tx.Rollback() }()
 
 	if !b.Position.IsZero() {
-		applied, err := appliedPosition(ctx, tx, b.Stream)
+		applied, err := c.appliedPosition(ctx, tx, b.Stream)
 		if err != nil {
 			return connector.Result{}, fmt.Errorf("apply batch of stream %s: %w", b.Stream, err)
 		}
@@ -144,9 +144,9 @@ func (c *Connector) Apply(ctx context.Context, b connector.Batch) (connector.Res
 	if !b.Position.IsZero() {
 		// Invariant: the applied position commits in the same transaction
 		// as the writes.
-		if _, err := tx.ExecContext(ctx, `INSERT INTO _dw_progress (stream, lsn, sub, token) VALUES (?, ?, ?, ?)
-			ON CONFLICT (stream) DO UPDATE SET lsn = excluded.lsn, sub = excluded.sub, token = excluded.token`,
-			b.Stream, int64(b.Position.LSN), int64(b.Position.Sub), b.Position.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO _dw_progress (stream, lsn, sub, token, source) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (stream) DO UPDATE SET lsn = excluded.lsn, sub = excluded.sub, token = excluded.token, source = excluded.source`,
+			b.Stream, int64(b.Position.LSN), int64(b.Position.Sub), b.Position.Token, c.boundSource()); err != nil {
 			return connector.Result{}, fmt.Errorf("apply batch of stream %s: record position %v: %w", b.Stream, b.Position, err)
 		}
 	}
@@ -423,21 +423,7 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func appliedPosition(ctx context.Context, q queryer, stream string) (change.Position, error) {
-	var lsn, sub int64
-	var token string
-	err := q.QueryRowContext(ctx, `SELECT lsn, sub, token FROM _dw_progress WHERE stream = ?`, stream).Scan(&lsn, &sub, &token)
-	if errors.Is(err, sql.ErrNoRows) {
-		return change.Position{}, nil
-	}
-	if err != nil {
-		return change.Position{}, fmt.Errorf("read applied position of stream %s: %w", stream, err)
-	}
-	// LSNs are stored as the int64 with the same bits.
-	return change.Position{LSN: uint64(lsn), Sub: uint32(sub), Token: token}, nil
-}
-
 // AppliedPosition returns the last position Apply recorded for stream.
 func (c *Connector) AppliedPosition(ctx context.Context, stream string) (change.Position, error) {
-	return appliedPosition(ctx, c.reader, stream)
+	return c.appliedPosition(ctx, c.reader, stream)
 }

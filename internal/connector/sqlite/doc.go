@@ -28,6 +28,13 @@
 // Capture installs AFTER INSERT, UPDATE and DELETE triggers on each watched
 // table. They append one row per row change to _dw_changes, with the old
 // and new rows as JSON objects of every column (so Old is always complete).
+//
+// SQLite has no TRUNCATE, so capture never reports a change.Truncate. The
+// statement that empties a table, DELETE FROM t without WHERE, would use
+// SQLite's truncate optimisation, but not on a table with triggers: the
+// DELETE trigger fires for every row, and the table is emptied on the
+// other side row by row, as deletes, whatever the map's on_truncate says
+// (the conformance suite's CaptureTruncate checks it).
 // Values are tagged in the JSON so that each survives exactly: integers as
 // JSON numbers, reals as "f" and 17 significant digits, text as "t" and
 // the text, blobs as "x" and hex.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -58,6 +59,10 @@ type Connector struct {
 	schema  int64 // PRAGMA schema_version the cache below belongs to
 	tables  map[string]tableInfo
 	closeMu sync.Once
+
+	// source is the identity of the source whose positions the progress
+	// table records (ownership.go); "" checks nothing.
+	source atomic.Pointer[string]
 }
 
 // tableInfo is a described table plus what value conversion needs.
@@ -128,6 +133,9 @@ func (c *Connector) init(ctx context.Context) error {
 		if _, err := c.writer.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("prepare connector tables: %w", err)
 		}
+	}
+	if err := c.initOwnership(ctx); err != nil {
+		return err
 	}
 	var mode string
 	if err := c.writer.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/dualwrite/dualwrite/internal/servertest"
 )
 
 func testAddr() string {
@@ -32,9 +34,12 @@ func TestDumpReadsRowEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	if err := db.PingContext(ctx); err != nil {
+		servertest.Missing(t, "no MySQL server at %s: %v", testAddr(), err)
+	}
 	name := fmt.Sprintf("dw_test_%08x", rand.Uint32())
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Skipf("no MySQL server at %s: %v", testAddr(), err)
+		t.Fatalf("create test database %s: %v", name, err)
 	}
 	// Registered after Close, so it runs before it.
 	t.Cleanup(func() {
@@ -97,7 +102,7 @@ func TestDumpMissingFile(t *testing.T) {
 	defer cancel()
 	c, err := Dial(ctx, Config{Addr: testAddr(), User: "root", ServerID: 4000000000 + rand.Uint32N(1<<20)})
 	if err != nil {
-		t.Skipf("no MySQL server at %s: %v", testAddr(), err)
+		servertest.Missing(t, "no MySQL server at %s: %v", testAddr(), err)
 	}
 	defer c.Close()
 	if err := c.StartDump("mysql-bin.999999", 4); err != nil {
