@@ -36,7 +36,7 @@ func (m *modelLink) catchUpKeys(name string) []string {
 	var v struct {
 		Errors []struct{ Key, Code, Direction string }
 	}
-	if err := getJSON(m.p.api+"/api/v1/maps/"+name+"/catchup-errors?limit=100", &v); err != nil {
+	if err := m.getJSON("/api/v1/maps/"+name+"/catchup-errors?limit=100", &v); err != nil {
 		m.t.Fatal(err)
 	}
 	var out []string

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,9 +227,7 @@ maps:
 	t.Cleanup(func() {
 		// Dependents first, so a PostgreSQL side drops its slot.
 		for i := len(maps) - 1; i >= 0; i-- {
-			if resp, err := apiClient.Post(p.api+"/api/v1/maps/"+maps[i]+"/stop", "application/json", nil); err == nil {
-				resp.Body.Close()
-			}
+			p.post("/api/v1/maps/"+maps[i]+"/stop", nil)
 		}
 	})
 	keepDebugLog(t, p, *convergenceDebug)
@@ -255,15 +252,13 @@ func serveValidConfig(t *testing.T, dir string, config func(api string) string) 
 	return serveConfig(t, dir, func(real string) string { return strings.Replace(text, api, real, 1) })
 }
 
-// apiClient bounds every call the model tests make: an engine whose API
-// does not answer fails the test with the call that hung.
-var apiClient = &http.Client{Timeout: 30 * time.Second}
-
-// post calls an action of the engine's API.
+// post calls an action of the engine's API with the operator token.
+// Calls are bounded (engineProc.do): an engine whose API does not answer
+// fails the test with the call that hung.
 func (m *modelLink) post(path string, body any) (int, string) {
 	m.t.Helper()
 	b, _ := json.Marshal(body)
-	resp, err := apiClient.Post(m.p.api+path, "application/json", bytes.NewReader(b))
+	resp, err := m.p.do("POST", path, bytes.NewReader(b))
 	if err != nil {
 		m.t.Errorf("POST %s: %v", path, err)
 		return 0, err.Error()
@@ -276,7 +271,7 @@ func (m *modelLink) post(path string, body any) (int, string) {
 // status is a map's status; "" when the engine does not answer.
 func (m *modelLink) status(name string) string {
 	var v struct{ Status string }
-	if err := getJSON(m.p.api+"/api/v1/maps/"+name, &v); err != nil {
+	if err := m.getJSON("/api/v1/maps/"+name, &v); err != nil {
 		return ""
 	}
 	return v.Status
@@ -329,7 +324,7 @@ func (m *modelLink) errorCounts() (initial, catchUp int, detail string) {
 				Errors []struct{ Key, Code, Message, Direction string }
 				Total  int
 			}
-			if err := getJSON(m.p.api+"/api/v1/maps/"+name+"/"+kind+"?limit=5", &v); err != nil {
+			if err := m.getJSON("/api/v1/maps/"+name+"/"+kind+"?limit=5", &v); err != nil {
 				m.t.Fatalf("read %s of %s: %v", kind, name, err)
 			}
 			if kind == "errors" {
@@ -351,7 +346,7 @@ func (m *modelLink) appliedTotal() int64 {
 	var n int64
 	for _, name := range m.maps {
 		var v struct{ Applied map[string]int64 }
-		if err := getJSON(m.p.api+"/api/v1/maps/"+name, &v); err != nil {
+		if err := m.getJSON("/api/v1/maps/"+name, &v); err != nil {
 			m.t.Fatal(err)
 		}
 		for _, x := range v.Applied {
@@ -361,14 +356,15 @@ func (m *modelLink) appliedTotal() int64 {
 	return n
 }
 
-func getJSON(url string, out any) error {
-	resp, err := apiClient.Get(url)
+// getJSON reads an API resource with the operator token.
+func (m *modelLink) getJSON(path string, out any) error {
+	resp, err := m.p.do("GET", path, nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
