@@ -52,7 +52,7 @@ func statusOf(code problem.Code) int {
 	switch {
 	case code == problem.MapNotFound:
 		return http.StatusNotFound
-	case code == problem.InvalidAction, code == problem.MapInvalid:
+	case code == problem.InvalidAction, code == problem.MapInvalid, code == problem.SchemaChanged:
 		return http.StatusConflict
 	case code == problem.BadRequest, strings.HasPrefix(string(code), "DW1"):
 		return http.StatusBadRequest

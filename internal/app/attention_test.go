@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -109,7 +108,7 @@ func (v attentionView) String() string {
 func viewOf(t *testing.T, p *engineProc, name string) attentionView {
 	t.Helper()
 	var v attentionView
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(p.api + "/api/v1/maps/" + name)
+	resp, err := p.do("GET", "/api/v1/maps/"+name, nil)
 	if err != nil {
 		t.Fatalf("GET map %s: %v", name, err)
 	}
@@ -123,7 +122,7 @@ func viewOf(t *testing.T, p *engineProc, name string) attentionView {
 // activityOf returns a map's activity log as "kind: message" lines.
 func activityOf(t *testing.T, p *engineProc, name string) string {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(p.api + "/api/v1/maps/" + name + "/activity")
+	resp, err := p.do("GET", "/api/v1/maps/"+name+"/activity", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +197,7 @@ func startNotes(t *testing.T, p *engineProc, left attentionSide) *notesWriter {
 			case <-time.After(50 * time.Millisecond):
 			}
 			var v attentionView
-			resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(p.api + "/api/v1/maps/notes")
+			resp, err := p.do("GET", "/api/v1/maps/notes", nil)
 			if err != nil {
 				continue
 			}

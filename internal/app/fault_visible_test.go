@@ -3,7 +3,6 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -55,7 +54,6 @@ type viewSamples struct {
 // read that fails (the engine is down) records nothing.
 func watchViews(p *engineProc) *viewSamples {
 	w := &viewSamples{p: p, quit: make(chan struct{}), done: make(chan struct{})}
-	client := &http.Client{Timeout: 2 * time.Second}
 	go func() {
 		defer close(w.done)
 		for {
@@ -65,7 +63,7 @@ func watchViews(p *engineProc) *viewSamples {
 			case <-time.After(viewEvery):
 			}
 			at := time.Now()
-			resp, err := client.Get(p.api + "/api/v1/maps/items")
+			resp, err := p.do("GET", "/api/v1/maps/items", nil)
 			if err != nil {
 				continue
 			}

@@ -3,7 +3,6 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 )
@@ -11,7 +10,7 @@ import (
 // mapLag reads a map's lag per side from the API, as `maps list` shows it.
 func mapLag(t *testing.T, p *engineProc, name string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(p.api + "/api/v1/maps/" + name)
+	resp, err := p.do("GET", "/api/v1/maps/"+name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net/http"
+
 	"path/filepath"
 	"slices"
 	"strings"
@@ -190,12 +190,12 @@ func countRowsWhere(t *testing.T, db *sql.DB, table, where string) int {
 
 // getJSON reads an API resource into out.
 func (p *engineProc) getJSON(path string, out any) error {
-	resp, err := http.Get(p.api + path)
+	resp, err := p.do("GET", path, nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != 200 {
 		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)

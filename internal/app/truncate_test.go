@@ -3,14 +3,13 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 )
 
 func queueDepth(t *testing.T, p *engineProc, name string) int64 {
 	t.Helper()
-	resp, err := http.Get(p.api + "/api/v1/maps/" + name)
+	resp, err := p.do("GET", "/api/v1/maps/"+name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,18 +27,6 @@ type planned struct {
 	skipped bool              // filtered out, or lost every column to a newer change
 }
 
-func splitWrites(ws []connector.Write) [][]connector.Write {
-	if len(ws) == 0 {
-		return [][]connector.Write{nil}
-	}
-	var out [][]connector.Write
-	for len(ws) > connector.MaxBatchRows {
-		out = append(out, ws[:connector.MaxBatchRows])
-		ws = ws[connector.MaxBatchRows:]
-	}
-	return append(out, ws)
-}
-
 // park records a failed change as a catch-up error of its key.
 func (e *Engine) park(ctx context.Context, ms *mapState, from mapping.Side, tx change.Tx, c change.Change, key string, err error) {
 	if e.schemaBroke(ctx, ms, err) { // hook (schema.go): a schema change stops the map instead
@@ -625,21 +613,6 @@ func (e *Engine) canonicalKey(m *mapping.Map, from mapping.Side, src, translated
 		return "", err
 	}
 	return keyJSON(vals), nil
-}
-
-func (e *Engine) readRow(ctx context.Context, s mapping.Side, table string, key change.Row) (change.Row, error) {
-	cols := make([]string, 0, len(key))
-	for k := range key {
-		cols = append(cols, k)
-	}
-	rows, err := e.sides[s].conn.Scan(ctx, connector.ScanRequest{Table: table, Equal: key, OrderBy: sortedStrings(cols), Limit: 1})
-	if err != nil {
-		return nil, transient(fmt.Errorf("read %s on %s: %w", table, e.sideName(s), err))
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	return rows[0], nil
 }
 
 // transientError marks a failure that is not the row's fault (the target

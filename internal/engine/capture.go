@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/change"
+	"github.com/dualwrite/dualwrite/internal/checkpoint"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/queue"
+	"github.com/dualwrite/dualwrite/internal/route"
 )
 
 // sideLoop is the capture loop of one side.
@@ -23,8 +25,9 @@ type sideLoop struct {
 	// open tables of the current capture, owned by the loop goroutine.
 	tables []string
 	opened bool
-	// pending is the side's true lag (lag.go).
-	pending pendingClock
+	// check records and acknowledges the side's positions and keeps its
+	// true lag (internal/checkpoint).
+	check *checkpoint.Side
 }
 
 // reconfigure makes side s capture exactly the tables of its active maps,
@@ -158,7 +161,7 @@ func (e *Engine) pump(ctx context.Context, s *sideLoop, capt connector.Capturer,
 		}
 		group, next, capErr := e.gather(ctx, capt, first)
 		carry = next
-		s.pending.captured(group, e.now())
+		s.check.Captured(group, e.now())
 		if ec, ok := capt.(connector.EchoCounter); ok {
 			e.echo[s.idx].Store(ec.EchoesSuppressed())
 		}
@@ -167,16 +170,11 @@ func (e *Engine) pump(ctx context.Context, s *sideLoop, capt connector.Capturer,
 		if err := e.handleTxs(ctx, s, group); err != nil {
 			return err
 		}
-		// Invariant: a side's position is recorded and acknowledged only
-		// after every map's share of the transactions was applied or is in
-		// the durable queue.
-		if err := e.store.SetSidePosition(ctx, s.name, last); err != nil {
+		// handleTxs returned: every map's share is applied, parked or
+		// queued.
+		if err := s.check.Commit(ctx, capt, last); err != nil {
 			return err
 		}
-		if err := capt.Ack(ctx, last); err != nil {
-			return fmt.Errorf("acknowledge position %s on %s: %w", last, s.name, err)
-		}
-		s.pending.handled()
 		if capErr != nil {
 			return capErr
 		}
@@ -207,7 +205,7 @@ func (e *Engine) gather(ctx context.Context, capt connector.Capturer, first chan
 			}
 			return group, nil, capErr
 		}
-		if changes+len(tx.Changes) > maxGroupChanges {
+		if !route.Fits(len(group), changes, len(tx.Changes), limit, maxGroupChanges) {
 			return group, &tx, nil
 		}
 		group = append(group, tx)
@@ -254,7 +252,7 @@ func (e *Engine) route(ctx context.Context, from mapping.Side, txs []change.Tx) 
 		if ms.m == nil || !ms.m.Flows(from) {
 			continue
 		}
-		parts := shareOf(txs, ms.m.Table(from))
+		parts := route.Share(txs, ms.m.Table(from))
 		if len(parts) == 0 {
 			continue
 		}
@@ -268,7 +266,7 @@ func (e *Engine) route(ctx context.Context, from mapping.Side, txs []change.Tx) 
 			case ms.att.halted.Load():
 				// The engine is stopping this map (stall.go): it takes no
 				// more changes.
-			case truncateIndex(parts) >= 0:
+			case route.TruncateIndex(parts) >= 0:
 				// A truncate is handled as the map's on_truncate says
 				// (truncate.go), on the map's own stream, apart from the
 				// other maps' share of the transaction.
@@ -317,26 +315,6 @@ func (e *Engine) route(ctx context.Context, from mapping.Side, txs []change.Tx) 
 // share of a source transaction.
 func (e *Engine) liveStream(from mapping.Side) string {
 	return "live:" + e.direction(from)
-}
-
-// shareOf returns the part of each transaction that changes table.
-func shareOf(txs []change.Tx, table string) []change.Tx {
-	var parts []change.Tx
-	for _, tx := range txs {
-		var part []change.Change
-		for _, c := range tx.Changes {
-			if c.Table == table {
-				part = append(part, c)
-			}
-		}
-		if len(part) == 0 {
-			continue
-		}
-		sub := tx
-		sub.Changes = part
-		parts = append(parts, sub)
-	}
-	return parts
 }
 
 // release frees a side's log resources once no map uses it.

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dualwrite/dualwrite/internal/checkpoint"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
@@ -169,8 +170,8 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		waitersNudge: make(chan struct{}, 1),
 	}
 	e.watch.wake = make(chan struct{}, 1) // hook (stall.go)
-	e.sides[mapping.Left] = &sideLoop{idx: mapping.Left, name: o.Left.Name, conn: o.Left.Conn, reconf: make(chan chan error)}
-	e.sides[mapping.Right] = &sideLoop{idx: mapping.Right, name: o.Right.Name, conn: o.Right.Conn, reconf: make(chan chan error)}
+	e.sides[mapping.Left] = &sideLoop{idx: mapping.Left, name: o.Left.Name, conn: o.Left.Conn, reconf: make(chan chan error), check: checkpoint.New(o.Left.Name, o.Store)}
+	e.sides[mapping.Right] = &sideLoop{idx: mapping.Right, name: o.Right.Name, conn: o.Right.Conn, reconf: make(chan chan error), check: checkpoint.New(o.Right.Name, o.Store)}
 
 	compiled, issues := mapping.CompileAll(e.cfg, e.describeAll(ctx))
 	byMap := map[string][]string{}

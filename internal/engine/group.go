@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 
+	"github.com/dualwrite/dualwrite/internal/apply"
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
@@ -140,7 +141,7 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 		}
 	}
 
-	chunks := splitWrites(g.writes)
+	chunks := apply.Split(g.writes)
 	if len(txs) > 1 && len(chunks) > 1 {
 		// Invariant: a group is never split; its bound makes this
 		// unreachable, and a split group could not be skipped exactly
@@ -161,7 +162,7 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 		}
 		// References into an earlier part, committed already, become
 		// plain values.
-		chunk = rebase(chunk, offset, returned)
+		chunk = apply.Rebase(chunk, offset, returned)
 		res, err := e.applyWrites(ctx, to, connector.Batch{Stream: stream, Position: pos, Writes: chunk})
 		if err != nil {
 			if st != nil {
@@ -190,7 +191,7 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 	// Keys that held references to rows written in this transaction now
 	// hold the values those rows got.
 	for i := range g.items {
-		if k, ok := settleRefs(g.items[i].tkey, returned); ok {
+		if k, ok := apply.Settle(g.items[i].tkey, returned); ok {
 			g.items[i].tkey = k
 		} else {
 			g.items[i].tkey = nil
@@ -198,8 +199,8 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 	}
 	for _, ss := range g.shadows {
 		for k, keys := range ss.keys {
-			l, okL := settleRefs(keys[0], returned)
-			r, okR := settleRefs(keys[1], returned)
+			l, okL := apply.Settle(keys[0], returned)
+			r, okR := apply.Settle(keys[1], returned)
 			if !okL || !okR {
 				delete(ss.keys, k) // its row was not written: nothing to reconcile
 				continue
@@ -623,55 +624,6 @@ func (e *Engine) parkWaiting(ctx context.Context, it *item, from mapping.Side, e
 	}
 }
 
-// rebase turns the references of a later part of a split transaction into
-// the values the earlier parts returned, and shifts the rest to the
-// part's own write numbers.
-func rebase(chunk []connector.Write, offset int, returned map[int]change.Row) []connector.Write {
-	if offset == 0 {
-		return chunk
-	}
-	out := make([]connector.Write, len(chunk))
-	for i, w := range chunk {
-		out[i] = w
-		cloned := false
-		for col, v := range w.Values {
-			r, ok := v.(connector.Ref)
-			if !ok {
-				continue
-			}
-			if !cloned {
-				out[i].Values, cloned = w.Values.Clone(), true
-			}
-			if r.Write < offset {
-				out[i].Values[col] = returned[r.Write][r.Column]
-			} else {
-				out[i].Values[col] = connector.Ref{Write: r.Write - offset, Column: r.Column}
-			}
-		}
-	}
-	return out
-}
-
-// applyWrites applies a batch whole; when the batch fails it is applied
-// again with each write isolated, so one bad row never blocks the rest.
-func (e *Engine) applyWrites(ctx context.Context, to mapping.Side, b connector.Batch) (connector.Result, error) {
-	if len(b.Writes) == 0 && b.Position.IsZero() {
-		return connector.Result{}, nil
-	}
-	conn := e.sides[to].conn
-	b.Equal = mapping.Equal
-	res, err := conn.Apply(ctx, b)
-	if err == nil {
-		return res, nil
-	}
-	b.Isolate = true
-	res, err2 := conn.Apply(ctx, b)
-	if err2 != nil {
-		return connector.Result{}, transient(fmt.Errorf("apply batch to %s: %w", e.sideName(to), err2))
-	}
-	return res, nil
-}
-
 // prefetchGroupShadows reads, in one query per map, the conflict shadows
 // of the left-side changes' records (whose canonical key is known before
 // planning).
@@ -692,28 +644,4 @@ func (e *Engine) prefetchGroupShadows(ctx context.Context, g *groupPlan) error {
 		}
 	}
 	return nil
-}
-
-// settleRefs replaces the connector.Ref values of row by what the writes
-// returned; ok is false when one has no value (its write failed).
-func settleRefs(row change.Row, returned map[int]change.Row) (change.Row, bool) {
-	var out change.Row
-	for k, v := range row {
-		r, isRef := v.(connector.Ref)
-		if !isRef {
-			continue
-		}
-		got, ok := returned[r.Write][r.Column]
-		if !ok {
-			return nil, false
-		}
-		if out == nil {
-			out = row.Clone()
-		}
-		out[k] = got
-	}
-	if out == nil {
-		return row, true
-	}
-	return out, true
 }

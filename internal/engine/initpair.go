@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/connector"
@@ -186,104 +185,6 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 		srcRefs = append(srcRefs, initRow{kv: p.kv, src: p.row})
 	}
 	return chunkPlan{rows: len(rows), toTarget: toTarget, toSource: toSource, refs: refs, srcRefs: srcRefs}, nil
-}
-
-// readRows reads the rows of table with the given keys (all with the same
-// columns, none NULL) and returns them aligned with keys, nil where no
-// row has the key. Connectors that implement KeyReader answer in one
-// round trip; rows are matched to keys by value (mapping.Equal), and a
-// key whose row the database returned but the values do not match (a
-// case-insensitive collation, say) is read again on its own.
-func (e *Engine) readRows(ctx context.Context, s mapping.Side, table string, keys []change.Row) ([]change.Row, error) {
-	out := make([]change.Row, len(keys))
-	kr, bulk := e.sides[s].conn.(connector.KeyReader)
-	if !bulk || len(keys) < 2 {
-		for i, k := range keys {
-			row, err := e.readRow(ctx, s, table, k)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = row
-		}
-		return out, nil
-	}
-	cols := sortedStrings(keyNames(keys[0]))
-	rows, err := kr.ReadKeys(ctx, table, keys)
-	if err != nil {
-		return nil, transient(fmt.Errorf("read %s on %s: %w", table, e.sideName(s), err))
-	}
-	fingerprint := func(r change.Row) (string, bool) {
-		var b strings.Builder
-		for _, c := range cols {
-			fp, ok := mapping.Fingerprint(r[c])
-			if !ok {
-				return "", false
-			}
-			b.WriteString(fp)
-			b.WriteByte(0)
-		}
-		return b.String(), true
-	}
-	byKey := make(map[string][]change.Row, len(rows))
-	strays := 0
-	for _, r := range rows {
-		fp, ok := fingerprint(r)
-		if !ok {
-			strays++
-			continue
-		}
-		byKey[fp] = append(byKey[fp], r)
-	}
-	matched := 0
-	var again []int
-	for i, k := range keys {
-		fp, ok := fingerprint(k)
-		if !ok {
-			again = append(again, i)
-			continue
-		}
-		for _, r := range byKey[fp] {
-			if sameKey(cols, k, r) {
-				out[i] = r
-				matched++
-				break
-			}
-		}
-	}
-	if strays > 0 || matched < len(rows) {
-		// The database matched rows the values do not: ask per key.
-		again = again[:0]
-		for i := range keys {
-			if out[i] == nil {
-				again = append(again, i)
-			}
-		}
-	}
-	for _, i := range again {
-		row, err := e.readRow(ctx, s, table, keys[i])
-		if err != nil {
-			return nil, err
-		}
-		out[i] = row
-	}
-	return out, nil
-}
-
-func keyNames(r change.Row) []string {
-	out := make([]string, 0, len(r))
-	for k := range r {
-		out = append(out, k)
-	}
-	return out
-}
-
-func sameKey(cols []string, a, b change.Row) bool {
-	for _, c := range cols {
-		if !mapping.Equal(a[c], b[c]) {
-			return false
-		}
-	}
-	return true
 }
 
 // resolveDeferred fills in the self-references a pass left NULL (they

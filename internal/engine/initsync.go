@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dualwrite/dualwrite/internal/apply"
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
@@ -310,7 +311,7 @@ func (e *Engine) initApply(ctx context.Context, ms *mapState, from, on mapping.S
 		return failed, returned, nil
 	}
 	offset := 0
-	for _, chunk := range splitWrites(ws) {
+	for _, chunk := range apply.Split(ws) {
 		res, err := e.sides[on].conn.Apply(ctx, connector.Batch{Stream: ms.name + ":init", Writes: chunk, Isolate: true})
 		if err != nil {
 			return nil, nil, fmt.Errorf("initial sync write to %s: %w", e.sideName(on), err)

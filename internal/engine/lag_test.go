@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dualwrite/dualwrite/internal/change"
+	"github.com/dualwrite/dualwrite/internal/checkpoint"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/store"
@@ -67,9 +68,9 @@ func TestLagIsTheAgeOfTheOldestUnhandledChange(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
 	e := &Engine{cfg: &config.Config{}, store: st, now: clock.now, maps: map[string]*mapState{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	e.cfg.Engine.GroupTransactions = 10
-	s := &sideLoop{idx: mapping.Left, name: "erp", reconf: make(chan chan error)}
+	s := &sideLoop{idx: mapping.Left, name: "erp", reconf: make(chan chan error), check: checkpoint.New("erp", st)}
 	e.sides[mapping.Left] = s
-	e.sides[mapping.Right] = &sideLoop{idx: mapping.Right, name: "crm"}
+	e.sides[mapping.Right] = &sideLoop{idx: mapping.Right, name: "crm", check: checkpoint.New("crm", st)}
 
 	committed := clock.now().Add(-2 * time.Second)
 	capt := &gatedCapture{
@@ -85,7 +86,7 @@ func TestLagIsTheAgeOfTheOldestUnhandledChange(t *testing.T) {
 
 	// The transaction is captured and waits for its acknowledgement.
 	deadline := time.Now().Add(10 * time.Second)
-	for s.pending.age(clock.now()) == 0 {
+	for s.check.Lag(clock.now()) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the captured transaction never counted as pending")
 		}
@@ -104,7 +105,7 @@ func TestLagIsTheAgeOfTheOldestUnhandledChange(t *testing.T) {
 		t.Fatalf("acknowledged %v, want LSN 7", pos)
 	}
 	deadline = time.Now().Add(10 * time.Second)
-	for s.pending.age(clock.now()) != 0 {
+	for s.check.Lag(clock.now()) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the handled transaction still counts as pending")
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dualwrite/dualwrite/internal/apply"
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
@@ -515,4 +516,34 @@ func (e *Engine) pairFromDatabases(ctx context.Context, from mapping.Side, missi
 		paired += len(put)
 	}
 	return paired, nil
+}
+
+// applyWrites applies a batch on side to (internal/apply): whole, or with
+// each write isolated when that fails. A side that cannot take the batch
+// at all is a transient failure.
+func (e *Engine) applyWrites(ctx context.Context, to mapping.Side, b connector.Batch) (connector.Result, error) {
+	res, err := apply.Batch(ctx, e.sides[to].conn, b)
+	if err != nil {
+		return connector.Result{}, transient(fmt.Errorf("apply batch to %s: %w", e.sideName(to), err))
+	}
+	return res, nil
+}
+
+// readRows reads rows of side s by key (internal/apply); a failure is
+// transient.
+func (e *Engine) readRows(ctx context.Context, s mapping.Side, table string, keys []change.Row) ([]change.Row, error) {
+	rows, err := apply.ReadRows(ctx, e.sides[s].conn, table, keys)
+	if err != nil {
+		return nil, transient(fmt.Errorf("on %s: %w", e.sideName(s), err))
+	}
+	return rows, nil
+}
+
+// readRow reads one row of side s by key, or nil; a failure is transient.
+func (e *Engine) readRow(ctx context.Context, s mapping.Side, table string, key change.Row) (change.Row, error) {
+	row, err := apply.ReadRow(ctx, e.sides[s].conn, table, key)
+	if err != nil {
+		return nil, transient(fmt.Errorf("on %s: %w", e.sideName(s), err))
+	}
+	return row, nil
 }

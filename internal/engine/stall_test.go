@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/problem"
 )
 
@@ -31,30 +30,5 @@ func TestStallOfKeepsTheCausesCode(t *testing.T) {
 				t.Errorf("stallOf(%v) = %+v, want code %s message %q", tc.err, c, tc.code, tc.msg)
 			}
 		})
-	}
-}
-
-func TestTruncateIndex(t *testing.T) {
-	t.Parallel()
-	tx := func(ops ...change.Op) change.Tx {
-		var cs []change.Change
-		for _, op := range ops {
-			cs = append(cs, change.Change{Table: "t", Op: op})
-		}
-		return change.Tx{Changes: cs}
-	}
-	tests := []struct {
-		txs  []change.Tx
-		want int
-	}{
-		{nil, -1},
-		{[]change.Tx{tx(change.Insert), tx(change.Update, change.Delete)}, -1},
-		{[]change.Tx{tx(change.Truncate)}, 0},
-		{[]change.Tx{tx(change.Insert), tx(change.Insert, change.Truncate, change.Insert), tx(change.Truncate)}, 1},
-	}
-	for i, tc := range tests {
-		if got := truncateIndex(tc.txs); got != tc.want {
-			t.Errorf("case %d: truncateIndex = %d, want %d", i, got, tc.want)
-		}
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"math"
 	"slices"
 
+	"github.com/dualwrite/dualwrite/internal/apply"
 	"github.com/dualwrite/dualwrite/internal/change"
 	"github.com/dualwrite/dualwrite/internal/config"
 	"github.com/dualwrite/dualwrite/internal/connector"
 	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/route"
 )
 
 // TRUNCATE per map (docs/adr/20261204-truncate-per-map.md). Capture
@@ -24,19 +26,6 @@ import (
 // recorded: a stream at (LSN, truncatePart) has it whole.
 const truncatePart = math.MaxUint32
 
-// truncateIndex returns the index of the first transaction of txs that
-// holds a truncate, or -1.
-func truncateIndex(txs []change.Tx) int {
-	for i, tx := range txs {
-		for _, c := range tx.Changes {
-			if c.Op == change.Truncate {
-				return i
-			}
-		}
-	}
-	return -1
-}
-
 // applyTxs applies one map's share of consecutive transactions on its own
 // stream (`map:erp->crm`, as its queue replay): the transactions around a
 // truncate are applied apart from the other maps'.
@@ -46,7 +35,7 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 	if ms.att.halted.Load() {
 		return nil
 	}
-	if truncateIndex(txs) >= 0 {
+	if route.TruncateIndex(txs) >= 0 {
 		return e.applyTruncating(ctx, ms, from, txs)
 	}
 	return e.applyGroup(ctx, from, txs, []*mapState{ms}, ms.name+":"+e.direction(from), &ms.replay[from])
@@ -59,7 +48,7 @@ func (e *Engine) applyTxs(ctx context.Context, ms *mapState, from mapping.Side, 
 // follows.
 func (e *Engine) applyTruncating(ctx context.Context, ms *mapState, from mapping.Side, txs []change.Tx) error {
 	for len(txs) > 0 {
-		i := truncateIndex(txs)
+		i := route.TruncateIndex(txs)
 		if i < 0 {
 			return e.applyGroup(ctx, from, txs, []*mapState{ms}, ms.name+":"+e.direction(from), &ms.replay[from])
 		}
@@ -163,7 +152,7 @@ func (e *Engine) propagateTruncate(ctx context.Context, ms *mapState, from mappi
 			after[i] = lastRow[k]
 		}
 	}
-	parts := splitWrites(deletes)
+	parts := apply.Split(deletes)
 	for k, part := range parts {
 		pos := tx.Position
 		pos.Sub = base + uint32(k) + 1

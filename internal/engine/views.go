@@ -49,7 +49,7 @@ func (e *Engine) Map(ctx context.Context, name string) (MapView, error) {
 func (e *Engine) lags(ctx context.Context) map[mapping.Side]*SideLag {
 	out := map[mapping.Side]*SideLag{}
 	for _, s := range e.sides {
-		sl := &SideLag{Side: s.name, Seconds: s.pending.age(e.now())}
+		sl := &SideLag{Side: s.name, Seconds: s.check.Lag(e.now())}
 		if lr, ok := s.conn.(connector.LagReporter); ok {
 			if l, err := lr.Lag(ctx); err == nil {
 				sl.Bytes, sl.RetainedLog = l.Bytes, l.RetainedLog
