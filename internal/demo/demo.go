@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -179,10 +180,15 @@ type tour struct {
 func (t *tour) step(title string) { fmt.Fprintf(t.out, "\n== %s ==\n", title) }
 
 func (t *tour) run(ctx context.Context) error {
+	t.step("Before: customer groups on both sides (per company)")
+	if err := t.groups(ctx); err != nil {
+		return err
+	}
 	t.step("Before: customers on both sides")
 	if err := t.customers(ctx); err != nil {
 		return err
 	}
+	fmt.Fprintln(t.out, "  C-100 is a different customer in each company; group 10 of usmf is not group 10 of demf")
 
 	t.step("Run customers with its related maps")
 	var res engine.ActionResult
@@ -224,6 +230,7 @@ func (t *tour) run(ctx context.Context) error {
 		{t.crm, "CRM: rename Adventure Works", `UPDATE account SET name = 'Adventure Works Cycles' WHERE accountnumber = 'US-003'`},
 		{t.erp, "ERP: raise the credit limit of DE-001", `UPDATE custtable SET creditlimit = '15000.0000' WHERE accountnum = 'DE-001'`},
 		{t.crm, "CRM: new currency CHF", `INSERT INTO transactioncurrency (isocurrencycode, currencyname, currencysymbol) VALUES ('CHF', 'Swiss franc', 'Fr.')`},
+		{t.erp, "ERP: C-100 of demf moves to demf's group 20, invoiced to itself", `UPDATE custtable SET custgroup = '20', invoiceaccount = 'C-100' WHERE dataareaid = 'demf' AND accountnum = 'C-100'`},
 	}
 	for _, ed := range edits {
 		if _, err := ed.db.ExecContext(ctx, ed.sql); err != nil {
@@ -274,6 +281,10 @@ func (t *tour) run(ctx context.Context) error {
 	}
 	fmt.Fprintln(t.out, "  resumed: every queued change replayed in order")
 
+	t.step("After: customer groups on both sides (per company)")
+	if err := t.groups(ctx); err != nil {
+		return err
+	}
 	t.step("After: customers on both sides")
 	return t.customers(ctx)
 }
@@ -369,21 +380,53 @@ func (t *tour) activity(ctx context.Context, name string) ([]engine.Activity, er
 }
 
 // customers prints the customers of both sides, the CRM's lookups resolved
-// back to codes for reading.
+// back to codes for reading: a group or an invoice account shows as
+// company/code, so a reference into another company would show.
 func (t *tour) customers(ctx context.Context) error {
 	w := tabwriter.NewWriter(t.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SIDE\tCOMPANY\tACCOUNT\tNAME\tCURRENCY\tCREDIT LIMIT")
-	rows, err := t.erp.QueryContext(ctx, `SELECT dataareaid, accountnum, name, currency, creditlimit FROM custtable ORDER BY dataareaid, accountnum`)
+	fmt.Fprintln(w, "SIDE\tCOMPANY\tACCOUNT\tNAME\tCURRENCY\tGROUP\tINVOICE ACCOUNT\tCREDIT LIMIT")
+	rows, err := t.erp.QueryContext(ctx, `SELECT dataareaid, accountnum, name, currency,
+		CASE WHEN custgroup IS NULL THEN NULL ELSE dataareaid END, custgroup,
+		CASE WHEN invoiceaccount IS NULL THEN NULL ELSE dataareaid END, invoiceaccount, creditlimit
+		FROM custtable ORDER BY 1, 2`)
+	if err != nil {
+		return err
+	}
+	if err := printRows(w, "erp", rows, 4, 6); err != nil {
+		return err
+	}
+	rows, err = t.crm.QueryContext(ctx, `SELECT COALESCE(c.cdm_companycode, '?'), a.accountnumber, COALESCE(a.name, ''), COALESCE(t.isocurrencycode, ''),
+		gc.cdm_companycode, g.msdyn_groupid, ic.cdm_companycode, ia.accountnumber, a.creditlimit
+		FROM account a LEFT JOIN cdm_company c ON c.cdm_companyid = a.msdyn_company
+		LEFT JOIN transactioncurrency t ON t.transactioncurrencyid = a.transactioncurrencyid
+		LEFT JOIN msdyn_customergroup g ON g.msdyn_customergroupid = a.msdyn_customergroupid
+		LEFT JOIN cdm_company gc ON gc.cdm_companyid = g.msdyn_company
+		LEFT JOIN account ia ON ia.accountid = a.msdyn_invoiceaccount
+		LEFT JOIN cdm_company ic ON ic.cdm_companyid = ia.msdyn_company
+		ORDER BY 1, 2`)
+	if err != nil {
+		return err
+	}
+	if err := printRows(w, "crm", rows, 4, 6); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// groups prints the customer groups of both sides: the same code in
+// several companies, each its own row.
+func (t *tour) groups(ctx context.Context) error {
+	w := tabwriter.NewWriter(t.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SIDE\tCOMPANY\tGROUP\tDESCRIPTION")
+	rows, err := t.erp.QueryContext(ctx, `SELECT dataareaid, custgroup, description FROM custgroups ORDER BY 1, 2`)
 	if err != nil {
 		return err
 	}
 	if err := printRows(w, "erp", rows); err != nil {
 		return err
 	}
-	rows, err = t.crm.QueryContext(ctx, `SELECT COALESCE(c.cdm_companycode, '?'), a.accountnumber, COALESCE(a.name, ''), COALESCE(t.isocurrencycode, ''), a.creditlimit
-		FROM account a LEFT JOIN cdm_company c ON c.cdm_companyid = a.msdyn_company
-		LEFT JOIN transactioncurrency t ON t.transactioncurrencyid = a.transactioncurrencyid
-		ORDER BY 1, 2`)
+	rows, err = t.crm.QueryContext(ctx, `SELECT COALESCE(c.cdm_companycode, '?'), g.msdyn_groupid, g.msdyn_description
+		FROM msdyn_customergroup g LEFT JOIN cdm_company c ON c.cdm_companyid = g.msdyn_company ORDER BY 1, 2`)
 	if err != nil {
 		return err
 	}
@@ -393,14 +436,37 @@ func (t *tour) customers(ctx context.Context) error {
 	return w.Flush()
 }
 
-func printRows(w io.Writer, side string, rows *sql.Rows) error {
+// printRows prints rows after a side column. Each index in pairs starts a
+// (company, code) pair of columns printed as one "company/code" cell.
+func printRows(w io.Writer, side string, rows *sql.Rows, pairs ...int) error {
 	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
 	for rows.Next() {
-		var a, b, c, d, e any
-		if err := rows.Scan(&a, &b, &c, &d, &e); err != nil {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", side, str(a), str(b), str(c), str(d), str(e))
+		cells := []string{side}
+		for i := 0; i < len(vals); i++ {
+			if slices.Contains(pairs, i) {
+				if c, k := str(vals[i]), str(vals[i+1]); k != "" {
+					cells = append(cells, c+"/"+k)
+				} else {
+					cells = append(cells, "")
+				}
+				i++
+				continue
+			}
+			cells = append(cells, str(vals[i]))
+		}
+		fmt.Fprintln(w, strings.Join(cells, "\t"))
 	}
 	return rows.Err()
 }

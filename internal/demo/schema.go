@@ -2,7 +2,11 @@ package demo
 
 // The demo's two schemas: an ERP with natural keys (company DataAreaId,
 // currency codes, customer accounts) and a CRM with surrogate UUID keys
-// and lookups, as Finance & Operations and Dataverse have.
+// and lookups, as Finance & Operations and Dataverse have. Companies are
+// modelled the D365 way: customer groups and customers belong to a
+// company (dataareaid on the ERP, a uuid reference to cdm_company on the
+// CRM), the same group code and the same account number exist in several
+// companies, and every lookup into them resolves within the row's company.
 
 const erpSchema = `
 CREATE TABLE IF NOT EXISTS companies (
@@ -15,8 +19,10 @@ CREATE TABLE IF NOT EXISTS currencies (
 	symbol TEXT
 );
 CREATE TABLE IF NOT EXISTS custgroups (
-	custgroup TEXT PRIMARY KEY,
-	description TEXT
+	dataareaid TEXT NOT NULL,
+	custgroup TEXT NOT NULL,
+	description TEXT,
+	PRIMARY KEY (dataareaid, custgroup)
 );
 CREATE TABLE IF NOT EXISTS custtable (
 	dataareaid TEXT NOT NULL,
@@ -53,8 +59,10 @@ CREATE TABLE IF NOT EXISTS transactioncurrency (
 );
 CREATE TABLE IF NOT EXISTS msdyn_customergroup (
 	msdyn_customergroupid UUID PRIMARY KEY DEFAULT (lower(hex(randomblob(16)))),
-	msdyn_groupid TEXT NOT NULL UNIQUE,
-	msdyn_description TEXT
+	msdyn_company UUID NOT NULL,
+	msdyn_groupid TEXT NOT NULL,
+	msdyn_description TEXT,
+	UNIQUE (msdyn_company, msdyn_groupid)
 );
 CREATE TABLE IF NOT EXISTS account (
 	accountid UUID PRIMARY KEY DEFAULT (lower(hex(randomblob(16)))),
@@ -84,12 +92,15 @@ CREATE TABLE IF NOT EXISTS msdyn_vendor (
 const erpSeed = `
 INSERT INTO companies VALUES ('usmf', 'Contoso USA'), ('demf', 'Contoso Germany');
 INSERT INTO currencies VALUES ('USD', 'US Dollar', '$'), ('EUR', 'Euro', '€'), ('GBP', 'Pound sterling', '£');
-INSERT INTO custgroups VALUES ('10', 'Wholesale'), ('20', 'Retail');
+INSERT INTO custgroups VALUES ('usmf', '10', 'Wholesale'), ('usmf', '20', 'Retail'),
+	('demf', '10', 'Großhandel'), ('demf', '20', 'Einzelhandel');
 INSERT INTO custtable (dataareaid, accountnum, name, currency, custgroup, custtype, creditlimit, invoiceaccount) VALUES
 	('usmf', 'US-001', 'Contoso Retail San Diego', 'USD', '10', 'Organization', '25000.0000', NULL),
 	('usmf', 'US-002', 'Fabrikam Electronics', 'USD', '20', 'Organization', '5000.5000', 'US-001'),
 	('demf', 'DE-001', 'Contoso Europe GmbH', 'EUR', '10', 'Organization', '10000.0000', NULL),
-	('demf', 'DE-002', 'Jürgen Müller', 'EUR', '20', 'Person', '750.2500', NULL);
+	('demf', 'DE-002', 'Jürgen Müller', 'EUR', '20', 'Person', '750.2500', NULL),
+	('usmf', 'C-100', 'Litware Inc.', 'USD', '10', 'Organization', '8000.0000', 'C-100'),
+	('demf', 'C-100', 'Litware GmbH', 'EUR', '10', 'Organization', '6000.0000', 'DE-001');
 INSERT INTO vendtable VALUES ('usmf', 'V-001', 'Northwind Traders', 'USD');
 `
 
@@ -97,15 +108,24 @@ const crmSeed = `
 INSERT INTO cdm_company (cdm_companycode, cdm_name) VALUES ('usmf', 'Contoso USA'), ('gbsi', 'Contoso UK');
 INSERT INTO transactioncurrency (isocurrencycode, currencyname, currencysymbol) VALUES
 	('USD', 'US Dollar', '$'), ('EUR', 'Euro (CRM)', '€'), ('JPY', 'Yen', '¥');
-INSERT INTO msdyn_customergroup (msdyn_groupid, msdyn_description) VALUES ('10', 'Wholesale'), ('30', 'Internet');
+INSERT INTO msdyn_customergroup (msdyn_company, msdyn_groupid, msdyn_description)
+	SELECT cdm_companyid, '10', 'Wholesale' FROM cdm_company WHERE cdm_companycode = 'usmf';
+INSERT INTO msdyn_customergroup (msdyn_company, msdyn_groupid, msdyn_description)
+	SELECT cdm_companyid, '30', 'Internet' FROM cdm_company WHERE cdm_companycode = 'usmf';
+INSERT INTO msdyn_customergroup (msdyn_company, msdyn_groupid, msdyn_description)
+	SELECT cdm_companyid, '10', 'Wholesale UK' FROM cdm_company WHERE cdm_companycode = 'gbsi';
 INSERT INTO account (msdyn_company, accountnumber, name, transactioncurrencyid, msdyn_customergroupid, customertypecode, creditlimit)
 	SELECT c.cdm_companyid, 'US-001', 'Contoso Retail (CRM)', t.transactioncurrencyid, g.msdyn_customergroupid, 1, '30000.0000'
 	FROM cdm_company c, transactioncurrency t, msdyn_customergroup g
-	WHERE c.cdm_companycode = 'usmf' AND t.isocurrencycode = 'USD' AND g.msdyn_groupid = '10';
+	WHERE c.cdm_companycode = 'usmf' AND t.isocurrencycode = 'USD' AND g.msdyn_groupid = '10' AND g.msdyn_company = c.cdm_companyid;
 INSERT INTO account (msdyn_company, accountnumber, name, transactioncurrencyid, msdyn_customergroupid, customertypecode, creditlimit)
 	SELECT c.cdm_companyid, 'US-003', 'Adventure Works', t.transactioncurrencyid, g.msdyn_customergroupid, 2, '1200.0000'
 	FROM cdm_company c, transactioncurrency t, msdyn_customergroup g
-	WHERE c.cdm_companycode = 'usmf' AND t.isocurrencycode = 'USD' AND g.msdyn_groupid = '30';
+	WHERE c.cdm_companycode = 'usmf' AND t.isocurrencycode = 'USD' AND g.msdyn_groupid = '30' AND g.msdyn_company = c.cdm_companyid;
+INSERT INTO account (msdyn_company, accountnumber, name, transactioncurrencyid, msdyn_customergroupid, customertypecode, creditlimit)
+	SELECT c.cdm_companyid, 'C-100', 'Litware Ltd', t.transactioncurrencyid, g.msdyn_customergroupid, 1, '4000.0000'
+	FROM cdm_company c, transactioncurrency t, msdyn_customergroup g
+	WHERE c.cdm_companycode = 'gbsi' AND t.isocurrencycode = 'USD' AND g.msdyn_groupid = '10' AND g.msdyn_company = c.cdm_companyid;
 `
 
 // configYAML is the demo's link: ERP on the left, CRM on the right.
@@ -137,10 +157,14 @@ maps:
   - name: customergroups
     left: custgroups
     right: msdyn_customergroup
-    key: [{left: custgroup, right: msdyn_groupid}]
+    key:
+      - {left: dataareaid, right: msdyn_company, company: true}
+      - {left: custgroup, right: msdyn_groupid}
     columns:
       - {left: custgroup, right: msdyn_groupid}
       - {left: description, right: msdyn_description}
+    lookups:
+      - {map: companies, left: dataareaid, right: msdyn_company, right_ref: cdm_companyid}
   - name: customers
     left: custtable
     right: account
@@ -158,7 +182,8 @@ maps:
     lookups:
       - {map: companies, left: dataareaid, right: msdyn_company, right_ref: cdm_companyid}
       - {map: currencies, left: currency, right: transactioncurrencyid, right_ref: transactioncurrencyid}
-      - {map: customergroups, left: custgroup, right: msdyn_customergroupid, right_ref: msdyn_customergroupid}
+      # within the customer's company: group 10 of usmf is not group 10 of demf
+      - {map: customergroups, left: custgroup, left_ref: custgroup, right: msdyn_customergroupid, right_ref: msdyn_customergroupid}
       - {map: customers, left: invoiceaccount, left_ref: accountnum, right: msdyn_invoiceaccount, right_ref: accountid}
     filter:
       left: 'blocked == 0'
