@@ -207,17 +207,23 @@ func (p *engineProc) getJSON(path string, out any) error {
 // logged and forgotten: its key is a catch-up error, and a retry after the
 // source is fixed writes it.
 func TestRejectedFixUpIsARetriableCatchUpError(t *testing.T) {
-	leftDSN, erp := serverDB(t, "postgres", "")
+	for _, source := range []string{"postgres", "mysql"} {
+		t.Run(source, func(t *testing.T) { testRejectedFixUp(t, source) })
+	}
+}
+
+func testRejectedFixUp(t *testing.T, source string) {
+	leftDSN, erp := serverDB(t, source, "")
 	rightDSN := filepath.Join(t.TempDir(), "crm.db")
 	crm := openDB(t, rightDSN)
-	mustExec(t, erp, `CREATE TABLE items (code VARCHAR(40) PRIMARY KEY, name TEXT, label TEXT CONSTRAINT label_short CHECK (length(label) < 12))`)
+	mustExec(t, erp, `CREATE TABLE items (code VARCHAR(40) PRIMARY KEY, name TEXT, label TEXT, CONSTRAINT label_short CHECK (length(label) < 12))`)
 	mustExec(t, crm, `CREATE TABLE item (itemcode TEXT PRIMARY KEY, title TEXT)`)
 	dir := t.TempDir()
 	link := linkName()
 	p := serveConfig(t, dir, func(api string) string {
 		return fmt.Sprintf(`link:
   name: %s
-  left:  {name: erp, driver: postgres, dsn: "%s"}
+  left:  {name: erp, driver: %s, dsn: "%s"}
   right: {name: crm, driver: sqlite, dsn: "%s"}
 engine:
   data_dir: "%s/state"
@@ -231,7 +237,7 @@ maps:
       - {left: code, right: itemcode}
       - {left: name, right: title}
       - {left: label, direction: right_to_left, right_to_left: 'title + "!"'}
-`, link, leftDSN, rightDSN, dir, api)
+`, link, source, leftDSN, rightDSN, dir, api)
 	})
 	if code, body := p.post("/api/v1/maps/items/run", map[string]any{}); code != 200 {
 		t.Fatalf("run: %d %s", code, body)
