@@ -190,40 +190,16 @@ func (r *Resolver) Prepare(ctx context.Context, lo, hi int, read ReadBack) ([]Wr
 			continue
 		}
 		w := &out[k-lo]
-		vals := make(change.Row, len(w.Values))
-		for col, v := range w.Values {
-			ref, ok := v.(Ref)
-			if !ok {
-				vals[col] = v
-				continue
-			}
-			x, err := r.resolve(k, col, ref)
-			if err != nil {
-				return nil, err
-			}
-			vals[col] = x
+		vals, _, err := r.resolveRow(k, w.Values)
+		if err != nil {
+			return nil, err
 		}
 		w.Values = vals
-		keyRefs := false
-		for _, v := range w.Key {
-			if _, ok := v.(Ref); ok {
-				keyRefs = true
-			}
+		key, changed, err := r.resolveRow(k, w.Key)
+		if err != nil {
+			return nil, err
 		}
-		if keyRefs {
-			key := make(change.Row, len(w.Key))
-			for col, v := range w.Key {
-				ref, ok := v.(Ref)
-				if !ok {
-					key[col] = v
-					continue
-				}
-				x, err := r.resolve(k, col, ref)
-				if err != nil {
-					return nil, err
-				}
-				key[col] = x
-			}
+		if changed {
 			w.Key = key
 			// Later read-backs of this row use the key it was written
 			// under.
@@ -231,6 +207,30 @@ func (r *Resolver) Prepare(ctx context.Context, lo, hi int, read ReadBack) ([]Wr
 		}
 	}
 	return out, nil
+}
+
+// resolveRow returns row with the Ref values of write k replaced, and
+// whether it held any (else row itself).
+func (r *Resolver) resolveRow(k int, row change.Row) (change.Row, bool, error) {
+	var out change.Row
+	for col, v := range row {
+		ref, ok := v.(Ref)
+		if !ok {
+			continue
+		}
+		x, err := r.resolve(k, col, ref)
+		if err != nil {
+			return nil, false, err
+		}
+		if out == nil {
+			out = row.Clone()
+		}
+		out[col] = x
+	}
+	if out == nil {
+		return row, false, nil
+	}
+	return out, true, nil
 }
 
 func (r *Resolver) resolve(k int, col string, ref Ref) (any, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/dualwrite/dualwrite/internal/mapping"
 	"github.com/dualwrite/dualwrite/internal/plan"
 	"github.com/dualwrite/dualwrite/internal/problem"
+	"github.com/dualwrite/dualwrite/internal/resolve"
 	"github.com/dualwrite/dualwrite/internal/store"
 	"github.com/dualwrite/dualwrite/internal/wire"
 )
@@ -651,18 +652,7 @@ func withCode(code problem.Code, err error) error {
 	return problem.Wrap(code, err, "transform failed")
 }
 
-func encodeKey(vals []any) (string, error) {
-	parts := make([]json.RawMessage, len(vals))
-	for i, v := range vals {
-		enc, err := change.EncodeValue(v)
-		if err != nil {
-			return "", err
-		}
-		parts[i] = enc
-	}
-	b, err := json.Marshal(parts)
-	return string(b), err
-}
+func encodeKey(vals []any) (string, error) { return resolve.KeyOf(vals) }
 
 // keyText renders a canonical key for people: usmf / US-001.
 func keyText(key string) string { return wire.KeyText(key) }
