@@ -94,8 +94,12 @@ type mapView struct {
 // the run at the latest.
 func (b *bench) startEngine(ctx context.Context, left, right side, maps []tableMap) (*engineProc, error) {
 	b.engines++
-	link := fmt.Sprintf("bench%s%d", b.id, b.engines)
-	dir := filepath.Join(b.dir, link)
+	// One link and one data_dir for all the run's engines, one after the
+	// other: they own the bench's databases in turn, as one engine
+	// restarted with another configuration would (a second link on the
+	// same databases is refused, docs/adr/20261204-ownership-and-source-identity.md).
+	link := "bench" + b.id
+	dir := filepath.Join(b.dir, fmt.Sprintf("%s%d", link, b.engines))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create engine directory: %w", err)
 	}
@@ -104,7 +108,8 @@ func (b *bench) startEngine(ctx context.Context, left, right side, maps []tableM
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "dualwrite.yaml")
-	cfg := engineConfig(link, left, right, filepath.Join(dir, "state"), listen, maps)
+	state := filepath.Join(b.dir, "state")
+	cfg := engineConfig(link, left, right, state, listen, maps)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, fmt.Errorf("write engine configuration: %w", err)
 	}
@@ -113,7 +118,7 @@ func (b *bench) startEngine(ctx context.Context, left, right side, maps []tableM
 	if err != nil {
 		return nil, fmt.Errorf("create engine log: %w", err)
 	}
-	p := &engineProc{api: "http://" + listen, dataDir: filepath.Join(dir, "state"), logPath: logPath, hc: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
+	p := &engineProc{api: "http://" + listen, dataDir: state, logPath: logPath, hc: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
 	for _, m := range maps {
 		p.maps = append(p.maps, m.name)
 	}
