@@ -91,6 +91,7 @@ func Run(t *testing.T, h Harness) {
 		{"ApplyBulkInsert", testApplyBulkInsert},
 		{"ApplyRefGenerated", testApplyRefGenerated},
 		{"ApplyRefInKey", testApplyRefInKey},
+		{"ApplyRepeatedUpdates", testApplyRepeatedUpdates},
 		{"ApplyRefCycles", testApplyRefCycles},
 		{"ApplyRefIsolateFailure", testApplyRefIsolateFailure},
 		{"ApplyRefReturned", testApplyRefReturned},

@@ -477,3 +477,41 @@ func testApplyRefFullBatch(t *testing.T, h Harness) {
 		expectReturned(t, res.Returned, want)
 	})
 }
+
+// testApplyRepeatedUpdates writes a run of same-shaped updates that
+// updates the same rows several times: each row ends with its last
+// update, as if the writes were applied one by one in order (a bulk
+// path must not take an arbitrary one of them).
+func testApplyRepeatedUpdates(t *testing.T, h Harness) {
+	c, s := open(t, h)
+	ctx := ctxFor(t)
+	createRefTables(s)
+	var ws []connector.Write
+	for code := int64(1); code <= 3; code++ {
+		ws = append(ws, curWrite(connector.Upsert, code, change.Row{"name": "start"}, len(ws)))
+	}
+	apply(ctx, t, c, connector.Batch{Stream: "u", Writes: ws})
+	ws = ws[:0]
+	for i := 0; i < 3*connector.MinBulkRun; i++ {
+		code := int64(1 + i%3)
+		ws = append(ws, connector.Write{Table: "dw_cur", Op: connector.UpdateOnly, Key: change.Row{"code": code}, Values: change.Row{"name": fmt.Sprintf("v%02d", i)}, Ref: i})
+	}
+	res := apply(ctx, t, c, connector.Batch{Stream: "u", Position: change.Position{LSN: 1}, Writes: ws})
+	if len(res.Failed) > 0 {
+		t.Fatalf("failed: %+v", res.Failed)
+	}
+	st := readRefState(ctx, t, c)
+	last := 3*connector.MinBulkRun - 1
+	for code := int64(1); code <= 3; code++ {
+		want := ""
+		for i := last; i >= 0; i-- {
+			if int64(1+i%3) == code {
+				want = fmt.Sprintf("v%02d", i)
+				break
+			}
+		}
+		if got := st.cur[code]["name"]; got != want {
+			t.Errorf("row %d = %v, want its last update %s", code, got, want)
+		}
+	}
+}

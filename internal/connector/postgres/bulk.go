@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -167,6 +168,17 @@ func (c *Connector) bulkUpsertTx(ctx context.Context, pc *pgconn.PgConn, ti *tab
 // staging table and one UPDATE ... FROM; a missing row is left missing,
 // as UpdateOnly does.
 func (c *Connector) bulkUpdateTx(ctx context.Context, pc *pgconn.PgConn, ti *tableInfo, ws []connector.Write) error {
+	// UPDATE ... FROM takes an arbitrary one of several staged rows for the
+	// same key, where the writes must land in order: a run that updates a
+	// row twice is written write by write instead.
+	seen := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		fp := keyPrint(w.Key)
+		if seen[fp] {
+			return errRunRepeatsKey
+		}
+		seen[fp] = true
+	}
 	keys, cols, stage, err := c.stage(ctx, pc, ti, ws)
 	if err != nil {
 		return err
@@ -181,6 +193,22 @@ func (c *Connector) bulkUpdateTx(ctx context.Context, pc *pgconn.PgConn, ti *tab
 	}
 	return exec(ctx, pc, fmt.Sprintf("UPDATE %s AS t SET %s FROM %s AS s WHERE %s",
 		ti.qname, strings.Join(set, ", "), stage, strings.Join(on, " AND ")))
+}
+
+// errRunRepeatsKey ends a bulk update run that writes one row twice; the
+// run is then written write by write, in order.
+var errRunRepeatsKey = errors.New("a bulk update run writes the same row twice")
+
+// keyPrint renders a write's key for comparing keys within a run.
+func keyPrint(key change.Row) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(key) {
+		b.WriteString(k)
+		b.WriteByte(0)
+		fmt.Fprintf(&b, "%T:%v", key[k], key[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // stage copies the keys and values of ws (same shape) into the session's
