@@ -1,11 +1,11 @@
 package postgres
 
 import (
-	"errors"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
