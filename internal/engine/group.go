@@ -170,6 +170,10 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 			}
 			return err
 		}
+		if e.log.Enabled(ctx, slog.LevelDebug) {
+			e.log.Debug("group applied", "direction", e.direction(from), "stream", stream, "position", pos.String(),
+				"transactions", len(txs), "writes", len(chunk), "skipped", res.Skipped, "failed", len(res.Failed), "unmatched", len(res.Unmatched))
+		}
 		if st != nil && st.known && st.pos.Less(pos) {
 			st.pos = pos
 		}
