@@ -132,7 +132,14 @@ func (e *Engine) applyGroup(ctx context.Context, from mapping.Side, txs []change
 	if err := e.prefetchGroupShadows(ctx, g); err != nil {
 		return transient(err)
 	}
-	if err := e.fetchBatch(ctx, g.batch, from, 0); err != nil {
+	// A reference to a record a change of this group creates needs no
+	// read of the databases: the group's own write answers it.
+	created := func(m resolve.Missing) bool {
+		t, ok := resolve.Tuple(m.Vals)
+		_, ahead := g.ahead[aheadKey(m.Map, m.Cols, t)]
+		return ok && ahead
+	}
+	if err := e.fetchBatch(ctx, g.batch, from, 0, created); err != nil {
 		return err
 	}
 	for i := range g.items {
@@ -278,7 +285,7 @@ func (g *groupPlan) collect(e *Engine, txs []change.Tx, maps []*mapState) {
 	// later in the group is recognised (a cycle, a self-reference).
 	for i := range g.items {
 		it := &g.items[i]
-		if it.failed != nil || it.skip || it.c.Op == change.Delete {
+		if it.failed != nil || it.skip || it.c.Op == change.Delete || !e.identity.Needed(it.ms.name) {
 			continue
 		}
 		for _, set := range e.identity.Sets(it.ms.name, g.from) {
@@ -450,7 +457,11 @@ func (e *Engine) planItem(ctx context.Context, g *groupPlan, i int, alreadyAppli
 	}
 
 	// The record as this change leaves it, for later references in the
-	// group and for the pairing saved after the commit.
+	// group and for the pairing saved after the commit; only records some
+	// lookup references are paired.
+	if !e.identity.Needed(ms.name) {
+		return nil
+	}
 	if it.oldTr != nil && tc.oldValues != nil {
 		if oldKey, err := e.canonicalKey(m, from, it.c.Old, tc.oldValues); err == nil && oldKey != key {
 			it.deleted = append(it.deleted, oldKey)

@@ -117,7 +117,7 @@ func (e *Engine) planChunk(ctx context.Context, ms *mapState, from mapping.Side,
 		trs = append(trs, tr)
 	}
 	// Every lookup of the chunk is resolved in one read per related map.
-	if err := e.fetchBatch(ctx, batch, from, 0); err != nil {
+	if err := e.fetchBatch(ctx, batch, from, 0, nil); err != nil {
 		return chunkPlan{}, err
 	}
 	kept := preps[:0]
@@ -424,7 +424,7 @@ func (e *Engine) resolveDeferred(ctx context.Context, ms *mapState, from mapping
 				batch.Add(m.Lookup(from, pl.Lookup), pl)
 			}
 		}
-		if err := e.fetchBatch(ctx, batch, from, 0); err != nil {
+		if err := e.fetchBatch(ctx, batch, from, 0, nil); err != nil {
 			return err
 		}
 		var ws []connector.Write

@@ -35,7 +35,7 @@ func (e *Engine) savePairings(ctx context.Context, g *groupPlan, failed map[int]
 	maps := map[string]*mapState{}
 	for i := range g.items {
 		it := &g.items[i]
-		if !it.planned || failed[i] != nil {
+		if !it.planned || failed[i] != nil || (it.rec == nil && len(it.deleted) == 0) {
 			continue
 		}
 		name := it.ms.name
@@ -315,7 +315,7 @@ func (e *Engine) translateRow(ctx context.Context, m *mapping.Map, from mapping.
 	for _, pl := range tr.Lookups {
 		b.Add(m.Lookup(from, pl.Lookup), pl)
 	}
-	if err := e.fetchBatch(ctx, b, from, 0); err != nil {
+	if err := e.fetchBatch(ctx, b, from, 0, nil); err != nil {
 		return nil, err
 	}
 	vals, _, err := e.resolveBatch(b, m, from, tr, deferSelf)
@@ -392,11 +392,18 @@ const maxPairDepth = 3
 // both sides before the pairing did (a map run with its initial sync
 // skipped, an upgrade). That costs one keyed read per side and related
 // map, only when something is missing.
-func (e *Engine) fetchBatch(ctx context.Context, b *resolve.Batch, from mapping.Side, depth int) error {
+//
+// known, when not nil, tells the references the caller resolves without
+// the pairing (a record a later change of the same group creates): those
+// are not looked for in the databases.
+func (e *Engine) fetchBatch(ctx context.Context, b *resolve.Batch, from mapping.Side, depth int, known func(resolve.Missing) bool) error {
 	if err := b.Fetch(ctx); err != nil {
 		return transient(fmt.Errorf("resolve references: %w", err))
 	}
 	missing := b.Missing()
+	if known != nil {
+		missing = slices.DeleteFunc(missing, known)
+	}
 	if len(missing) == 0 || depth >= maxPairDepth {
 		return nil
 	}
@@ -472,7 +479,7 @@ func (e *Engine) pairFromDatabases(ctx context.Context, from mapping.Side, missi
 				b.Add(rm.Lookup(from, pl.Lookup), pl)
 			}
 		}
-		if err := e.fetchBatch(ctx, b, from, depth+1); err != nil {
+		if err := e.fetchBatch(ctx, b, from, depth+1, nil); err != nil {
 			return paired, err
 		}
 		var tkeys []change.Row
