@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"sort"
@@ -436,4 +437,42 @@ func keyPrint(key change.Row) string {
 		fmt.Fprintf(&b, "%s\x00%T\x00%v\x00", n, key[n], key[n])
 	}
 	return b.String()
+}
+
+// ReadBackRows runs a read-back statement on a database/sql transaction
+// whose rows are the key's index in the batch's keys, then the read
+// columns, and stores each row at that index in out. decode turns the
+// i-th column's database value into the column's name and its value as
+// the driver's Scan gives it.
+func ReadBackRows(ctx context.Context, tx *sql.Tx, q string, args []any, ncols int, decode func(i int, v any) (string, any, error), out []change.Row) error {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	vals := make([]any, ncols)
+	ptrs := make([]any, ncols+1)
+	var idx int64
+	ptrs[0] = &idx
+	for i := range vals {
+		ptrs[i+1] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		if idx < 0 || int(idx) >= len(out) {
+			return fmt.Errorf("unexpected key index %d", idx)
+		}
+		r := make(change.Row, ncols)
+		for i := range vals {
+			name, v, err := decode(i, vals[i])
+			if err != nil {
+				return err
+			}
+			r[name] = v
+		}
+		out[idx] = r
+	}
+	return rows.Err()
 }

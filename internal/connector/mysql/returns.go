@@ -80,45 +80,13 @@ func (c *Connector) readBack(tx *sql.Tx, tables map[string]*tableInfo) connector
 			}
 			q := fmt.Sprintf("SELECT k.dw_i, %s FROM (%s) k JOIN %s t ON %s",
 				strings.Join(sel, ", "), b.String(), c.qualified(table), strings.Join(on, " AND "))
-			if err := c.readBackRows(ctx, tx, q, args, infos, out); err != nil {
+			if err := connector.ReadBackRows(ctx, tx, q, args, len(infos), func(i int, v any) (string, any, error) {
+				dv, err := fromSQL(infos[i], v)
+				return infos[i].Name, dv, err
+			}, out); err != nil {
 				return nil, fmt.Errorf("read back %s: %w", table, err)
 			}
 		}
 		return out, nil
 	}
-}
-
-// readBackRows runs a read-back statement and stores each row, decoded as
-// Scan decodes it, at its key's index in out.
-func (c *Connector) readBackRows(ctx context.Context, tx *sql.Tx, q string, args []any, infos []colInfo, out []change.Row) error {
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	vals := make([]any, len(infos))
-	ptrs := make([]any, len(infos)+1)
-	var idx int64
-	ptrs[0] = &idx
-	for i := range vals {
-		ptrs[i+1] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return err
-		}
-		if idx < 0 || int(idx) >= len(out) {
-			return fmt.Errorf("unexpected key index %d", idx)
-		}
-		r := make(change.Row, len(infos))
-		for i, ci := range infos {
-			v, err := fromSQL(ci, vals[i])
-			if err != nil {
-				return err
-			}
-			r[ci.Name] = v
-		}
-		out[idx] = r
-	}
-	return rows.Err()
 }

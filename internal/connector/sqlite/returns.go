@@ -61,45 +61,16 @@ func readBack(tx *sql.Tx, tables map[string]tableInfo) connector.ReadBack {
 			}
 			q := fmt.Sprintf("WITH k(dw_i, %s) AS (VALUES %s) SELECT k.dw_i, %s FROM k JOIN %s t ON %s",
 				strings.Join(alias, ", "), strings.Join(tuples, ", "), strings.Join(sel, ", "), quote(table), strings.Join(on, " AND "))
-			if err := readBackRows(ctx, tx, q, args, cols, infos, out); err != nil {
+			if err := connector.ReadBackRows(ctx, tx, q, args, len(infos), func(i int, v any) (string, any, error) {
+				dv, err := fromStored(infos[i], v)
+				if err != nil {
+					return "", nil, fmt.Errorf("column %s: %w", cols[i], err)
+				}
+				return cols[i], dv, nil
+			}, out); err != nil {
 				return nil, fmt.Errorf("read back %s: %w", table, err)
 			}
 		}
 		return out, nil
 	}
-}
-
-// readBackRows runs a read-back statement and stores each row, decoded as
-// Scan decodes it, at its key's index in out.
-func readBackRows(ctx context.Context, tx *sql.Tx, q string, args []any, cols []string, infos []colInfo, out []change.Row) error {
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	vals := make([]any, len(infos))
-	ptrs := make([]any, len(infos)+1)
-	var idx int64
-	ptrs[0] = &idx
-	for i := range vals {
-		ptrs[i+1] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return err
-		}
-		if idx < 0 || int(idx) >= len(out) {
-			return fmt.Errorf("unexpected key index %d", idx)
-		}
-		r := make(change.Row, len(infos))
-		for i, ci := range infos {
-			v, err := fromStored(ci, vals[i])
-			if err != nil {
-				return fmt.Errorf("column %s: %w", cols[i], err)
-			}
-			r[cols[i]] = v
-		}
-		out[idx] = r
-	}
-	return rows.Err()
 }
