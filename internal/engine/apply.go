@@ -168,11 +168,6 @@ func (e *Engine) plan(ctx context.Context, ms *mapState, from mapping.Side, at t
 		}
 		keep[pr.Target] = true
 		win := &stamp{At: rule.At, Side: int(from), Vals: change.Row{}}
-		if prev := sh.Cols[pr.Index]; prev != nil {
-			// What the engine may have written on each side under the
-			// verdict this write replaces.
-			win.Was = prev.Vals
-		}
 		if v, ok := src[pr.Source]; ok {
 			win.Vals[sideKey(from)] = v
 		}
@@ -293,16 +288,6 @@ func (e *Engine) reconcile(ctx context.Context, ms *mapState, sh *shadowState, k
 			col := cols[idx][s]
 			v, ok := st.Vals[sideKey(s)]
 			if col == "" || !ok {
-				continue
-			}
-			if cur := rows[s][col]; st.Side == int(s) && !mapping.Equal(cur, v) && !wasWritten(st, s, cur) {
-				// Invariant: a column whose own side's write won and that
-				// the side now holds another value of, which the engine
-				// never wrote there, has moved on: the side's newer change
-				// is on its way through capture and will be judged then.
-				// Writing the older verdict back would show the side's
-				// readers a state they never wrote (an order's new lines
-				// under its old total).
 				continue
 			}
 			if cur, present := rows[s][col]; present && !mapping.Equal(cur, v) {
@@ -679,13 +664,4 @@ func (e *Engine) conflictResolved(ms *mapState, from, winner mapping.Side) {
 	if e.obs != nil {
 		e.obs.ConflictResolved(ms.name, e.direction(from), e.sideName(winner))
 	}
-}
-
-// wasWritten reports whether cur is what the engine wrote on side s under
-// the verdict st replaced (the winner's own side, overwritten by an older
-// write from the other side that the engine applied before it saw this
-// one).
-func wasWritten(st *stamp, s mapping.Side, cur any) bool {
-	v, ok := st.Was[sideKey(s)]
-	return ok && mapping.Equal(cur, v)
 }

@@ -24,10 +24,6 @@ type Stamp struct {
 	// left, "1" right): the reconciliation writes it wherever a side
 	// holds something else.
 	Vals change.Row `json:"vals,omitempty"`
-	// Was holds the Vals of the stamp this one replaced: what the engine
-	// may have written on each side before, so that reconciliation tells
-	// a side the engine overwrote from a side that moved on.
-	Was change.Row `json:"was,omitempty"`
 }
 
 // SideKey is the key of side s in Stamp.Vals.
